@@ -1,0 +1,910 @@
+//! The hub: its state, the client records and every operation on them.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use slab::Slab;
+use sse_codec::{EventId, EventName, Frame};
+
+use crate::config::Config;
+use crate::id::ClientId;
+use crate::stream::ClientStream;
+use crate::work::{DEFAULT_SLICE, Progress, Slice, wake_all};
+
+/// The event name of the frame a client gets in place of frames it can no longer be given.
+pub const RESET: EventName = EventName::from_static("reset");
+
+/// The registry of clients: ids, names, key subscriptions, their streams, and the history that
+/// replays what a reconnecting client missed. Cheap to clone; every clone is the same hub.
+///
+/// # Delivery
+/// Every event gets the next hub-wide sequence number as its SSE `id` and is encoded once; its
+/// recipients share the same [`Bytes`]. Events for everyone or for a key are appended to a
+/// bounded shared history that each client's stream reads at its own pace, so publishing them
+/// costs the same for ten clients or a million; only waking the readers is proportional to their
+/// number, and it is done in slices ([`Wake`]). Events for one client or for a name go into the
+/// bounded queue of each recipient.
+///
+/// # Reconnection and replay
+/// [`attach`](Self::attach) with the id of the last event the client saw (its `Last-Event-ID`)
+/// resumes the client exactly after it: the frames it missed come first, in order, each once. When
+/// some of them are no longer held (the gap is older than the history or the client's queue), the
+/// stream starts with a [`RESET`] event instead, whose data and id are the current sequence
+/// number: the client must reload its state, and nothing is lost silently.
+///
+/// # Slow consumers
+/// A client never slows anyone else down: the shared history does not wait for it, and its own
+/// queue is bounded ([`Config::queue_capacity`]). A client that falls behind either (its next
+/// shared event was dropped from the history, or its queue is full of undelivered frames) is
+/// counted in [`Stats::lagged`] and its stream yields a [`RESET`] event, then carries on from the
+/// present.
+///
+/// # Time
+/// The hub never reads a clock. Operations that need the time take `now`; the hub keeps the
+/// latest `now` it was given and uses it to stamp streams that end (which happens in `Drop`).
+#[derive(Clone)]
+pub struct Hub {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) state: Mutex<State>,
+}
+
+/// Where an event goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// One client.
+    Client(ClientId),
+    /// Every client issued with this name (all tabs of one user, say).
+    Name(&'a str),
+    /// Every client subscribed to this key.
+    Key(&'a EventName),
+    /// Every client.
+    All,
+}
+
+/// Why an operation on a client failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// No client has this id (never issued, removed, or swept).
+    UnknownClient,
+    /// The hub holds [`Config::max_clients`] clients already.
+    Full,
+    /// The client is subscribed to [`Config::max_keys_per_client`] keys already.
+    TooManyKeys,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::UnknownClient => "unknown client id",
+            Self::Full => "too many clients",
+            Self::TooManyKeys => "too many keys for this client",
+        })
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Counts for an admin view or metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Clients known (issued and not yet removed).
+    pub clients: usize,
+    /// Clients with an open stream.
+    pub attached: usize,
+    /// Distinct keys with at least one subscriber.
+    pub keys: usize,
+    /// Frames in client queues not yet delivered.
+    pub queued: usize,
+    /// Frames in the shared history.
+    pub history: usize,
+    /// The last sequence number used (0 before any event).
+    pub seq: u64,
+    /// Events published since the hub was made.
+    pub published: u64,
+    /// Times a client fell behind and was given a reset.
+    pub lagged: u64,
+    /// Clients removed by stale sweeps.
+    pub swept: u64,
+}
+
+/// What the admin view shows of a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientInfo {
+    /// The client's id.
+    pub id: ClientId,
+    /// Its name, if it was issued with one.
+    pub name: Option<Arc<str>>,
+    /// The keys it is subscribed to.
+    pub keys: Vec<Arc<str>>,
+    /// Whether it has an open stream.
+    pub attached: bool,
+    /// Time since it was last seen (issued, attached, or its stream ended), as of the latest
+    /// `now` the hub was given.
+    pub idle: Duration,
+}
+
+pub(crate) struct State {
+    epoch: Option<Instant>,
+    /// The latest `now` given, in milliseconds since `epoch`.
+    now_ms: u64,
+    pub(crate) clients: Slab<Client>,
+    by_id: HashMap<ClientId, u32>,
+    names: HashMap<Arc<str>, Vec<u32>>,
+    keys: HashMap<Arc<str>, KeyEntry>,
+    /// Broadcast and key frames, in sequence order.
+    shared: VecDeque<Shared>,
+    shared_bytes: usize,
+    evicted: Evicted,
+    /// The last sequence number used.
+    pub(crate) seq: u64,
+    /// Generation numbers tell a client's current stream from the streams it replaced.
+    next_generation: u64,
+    attached: usize,
+    queued: usize,
+    published: u64,
+    lagged: u64,
+    swept: u64,
+}
+
+struct KeyEntry {
+    members: Vec<u32>,
+    /// The highest sequence number of a frame for this key dropped from the shared history.
+    evicted_upto: u64,
+}
+
+struct Shared {
+    seq: u64,
+    key: Option<Arc<str>>,
+    frame: Bytes,
+}
+
+pub(crate) struct Client {
+    id: ClientId,
+    /// The generation of the stream that may read this client; 0 when none.
+    pub(crate) generation: u64,
+    name: Option<Arc<str>>,
+    /// Subscriptions, current and recently ended.
+    keys: Vec<Sub>,
+    last_seen_ms: u64,
+    has_attached: bool,
+    lagged: bool,
+    /// The shared history has been read up to this sequence number.
+    cursor: u64,
+    /// Frames for this client alone; the first `delivered` of them have been read.
+    queue: VecDeque<(u64, Bytes)>,
+    delivered: usize,
+    /// The highest sequence number dropped from `queue`: replay from before it is impossible.
+    trimmed_upto: u64,
+    waker: Option<Waker>,
+}
+
+impl Client {
+    fn undelivered(&self) -> usize {
+        self.queue.len() - self.delivered
+    }
+
+    fn subscribed_to(&self, key: &str, seq: u64) -> bool {
+        self.keys.iter().any(|sub| &*sub.key == key && sub.since < seq && seq <= sub.until)
+    }
+
+    fn active_keys(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.keys.iter().filter(|sub| sub.until == u64::MAX).map(|sub| &sub.key)
+    }
+
+    /// Whether history this client still has to read was dropped: it cannot be given it.
+    fn behind(&self, state_keys: &HashMap<Arc<str>, KeyEntry>, evicted: Evicted, from: u64) -> bool {
+        from < evicted.all
+            || self.keys.iter().any(|sub| {
+                from < sub.until
+                    && match state_keys.get(&sub.key) {
+                        Some(entry) => entry.evicted_upto > from.max(sub.since),
+                        // The key has no subscriber left; its evictions were counted here.
+                        None => evicted.unsubscribed > from.max(sub.since),
+                    }
+            })
+    }
+}
+
+/// A key subscription: key events with `since < seq <= until` are the client's.
+struct Sub {
+    key: Arc<str>,
+    since: u64,
+    /// `u64::MAX` while subscribed; the sequence number at unsubscription after. An ended
+    /// subscription is kept until the client has read past it.
+    until: u64,
+}
+
+/// The highest sequence numbers dropped from the shared history.
+#[derive(Clone, Copy)]
+struct Evicted {
+    /// Of broadcast frames.
+    all: u64,
+    /// Of key frames whose key had no subscriber left.
+    unsubscribed: u64,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new(Config::default())
+    }
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub").field("stats", &self.stats()).finish()
+    }
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(config: Config) -> Self {
+        let state = State {
+            epoch: None,
+            now_ms: 0,
+            clients: Slab::new(),
+            by_id: HashMap::new(),
+            names: HashMap::new(),
+            keys: HashMap::new(),
+            shared: VecDeque::new(),
+            shared_bytes: 0,
+            evicted: Evicted { all: 0, unsubscribed: 0 },
+            seq: 0,
+            next_generation: 1,
+            attached: 0,
+            queued: 0,
+            published: 0,
+            lagged: 0,
+            swept: 0,
+        };
+        Self { inner: Arc::new(Inner { config, state: Mutex::new(state) }) }
+    }
+
+    /// The hub's configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while the lock was held cannot leave the state half-updated in a way that
+        // matters more than stopping every client would, so a poisoned lock is used as is.
+        self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Issues a new client id, optionally tagged with a name shared by all clients of one user.
+    ///
+    /// The id can [`attach`](Self::attach) until it is removed; if it never attaches, a sweep
+    /// forgets it after [`Config::unattached_ttl`].
+    pub fn issue(&self, name: Option<&str>, now: Instant) -> Result<ClientId, Error> {
+        let mut state = self.lock();
+        state.advance(now);
+        if state.clients.len() >= self.inner.config.max_clients {
+            return Err(Error::Full);
+        }
+        let mut id = ClientId::random();
+        while state.by_id.contains_key(&id) {
+            id = ClientId::random(); // 2^-122 per id; the loop documents the invariant
+        }
+        let name = name.map(|name| state.intern_name(name));
+        let (seq, now_ms) = (state.seq, state.now_ms);
+        let slot = state.clients.insert(Client {
+            id,
+            generation: 0,
+            name: name.clone(),
+            keys: Vec::new(),
+            last_seen_ms: now_ms,
+            has_attached: false,
+            lagged: false,
+            cursor: seq,
+            queue: VecDeque::new(),
+            delivered: 0,
+            trimmed_upto: seq,
+            waker: None,
+        });
+        let slot = slot as u32; // max_clients keeps the slab far below u32::MAX in practice
+        state.by_id.insert(id, slot);
+        if let Some(name) = name {
+            state.names.entry(name).or_default().push(slot);
+        }
+        Ok(id)
+    }
+
+    /// Opens the client's stream, replacing (and ending) any stream it had.
+    ///
+    /// `last_event_id` is the client's `Last-Event-ID`: with it, the stream first replays what
+    /// the client missed since that event (or starts with a [`RESET`] event when that is no
+    /// longer possible, including for an id this hub never issued). Without it, the stream
+    /// starts at the present, after the frames still queued for the client. Subscriptions and
+    /// name carry over.
+    pub fn attach(
+        &self,
+        id: ClientId,
+        last_event_id: Option<&str>,
+        now: Instant,
+    ) -> Result<ClientStream, Error> {
+        let mut state = self.lock();
+        state.advance(now);
+        let slot = *state.by_id.get(&id).ok_or(Error::UnknownClient)?;
+        let generation = state.next_generation;
+        state.next_generation += 1;
+        let (head, now_ms) = (state.seq, state.now_ms);
+        let resume = last_event_id.filter(|s| !s.is_empty()).map(|s| s.parse::<u64>());
+        let lost = match resume {
+            None => false,
+            Some(Ok(from)) if from <= head => {
+                let client = &state.clients[slot as usize];
+                from < client.trimmed_upto || client.behind(&state.keys, state.evicted, from)
+            }
+            Some(_) => true,
+        };
+        let state = &mut *state;
+        let client = &mut state.clients[slot as usize];
+        let old_waker = client.waker.take();
+        if client.generation == 0 {
+            state.attached += 1;
+        }
+        client.generation = generation;
+        client.has_attached = true;
+        client.last_seen_ms = now_ms;
+        let before = client.undelivered();
+        match resume {
+            Some(Ok(from)) if !lost => {
+                // Everything after `from` is to be (re)delivered, everything up to it is not.
+                client.cursor = from;
+                while client.queue.front().is_some_and(|(seq, _)| *seq <= from) {
+                    if let Some((seq, _)) = client.queue.pop_front() {
+                        client.trimmed_upto = client.trimmed_upto.max(seq);
+                    }
+                }
+                client.delivered = 0;
+            }
+            Some(_) => client.lagged = true,
+            None => {
+                client.cursor = client.cursor.max(head);
+                for (seq, _) in client.queue.drain(..client.delivered) {
+                    client.trimmed_upto = client.trimmed_upto.max(seq);
+                }
+                client.delivered = 0;
+            }
+        }
+        let after = client.undelivered();
+        state.queued = state.queued + after - before;
+        if lost {
+            state.lagged += 1;
+        }
+        drop(old_waker); // the replaced stream notices on its next poll; dropping is enough
+        Ok(ClientStream::new(self.clone(), slot, generation, id))
+    }
+
+    /// Forgets a client: its stream ends, its subscriptions go.
+    pub fn remove(&self, id: ClientId) -> Result<(), Error> {
+        let waker = {
+            let mut state = self.lock();
+            let slot = *state.by_id.get(&id).ok_or(Error::UnknownClient)?;
+            state.remove_slot(slot)
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Whether the hub knows this id.
+    pub fn contains(&self, id: ClientId) -> bool {
+        self.lock().by_id.contains_key(&id)
+    }
+
+    /// Subscribes a client to a key; returns `false` if it already was.
+    pub fn subscribe(&self, id: ClientId, key: &EventName) -> Result<bool, Error> {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let slot = *state.by_id.get(&id).ok_or(Error::UnknownClient)?;
+        let client = &mut state.clients[slot as usize];
+        if client.active_keys().any(|k| &**k == key.as_str()) {
+            return Ok(false);
+        }
+        if client.active_keys().count() >= self.inner.config.max_keys_per_client {
+            return Err(Error::TooManyKeys);
+        }
+        let interned = match state.keys.get_key_value(key.as_str()) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(key.as_str()),
+        };
+        let entry = state
+            .keys
+            .entry(interned.clone())
+            .or_insert(KeyEntry { members: Vec::new(), evicted_upto: 0 });
+        entry.members.push(slot);
+        client.keys.push(Sub { key: interned, since: state.seq, until: u64::MAX });
+        Ok(true)
+    }
+
+    /// Unsubscribes a client from a key; returns `false` if it was not subscribed.
+    pub fn unsubscribe(&self, id: ClientId, key: &EventName) -> Result<bool, Error> {
+        let mut state = self.lock();
+        let slot = *state.by_id.get(&id).ok_or(Error::UnknownClient)?;
+        let head = state.seq;
+        let client = &mut state.clients[slot as usize];
+        let Some(at) = client
+            .keys
+            .iter()
+            .position(|sub| sub.until == u64::MAX && &*sub.key == key.as_str())
+        else {
+            return Ok(false);
+        };
+        // Events published while subscribed and not yet read are still the client's.
+        let key = client.keys[at].key.clone();
+        if client.cursor >= head {
+            client.keys.swap_remove(at);
+        } else {
+            client.keys[at].until = head;
+        }
+        state.leave_key(&key, slot);
+        Ok(true)
+    }
+
+    /// Publishes an event: the one place every send goes through.
+    ///
+    /// The frame is encoded once, with the next sequence number as its id, and queued or
+    /// appended to the shared history under the lock. The returned [`Wake`] wakes the
+    /// recipients' streams: drive it in slices (see [`crate::drive`]), or drop it to wake them
+    /// all at once.
+    pub fn publish(&self, target: Target<'_>, event: Option<&EventName>, data: &str) -> Publish {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        state.seq += 1;
+        state.published += 1;
+        let seq = state.seq;
+        let id = EventId::new(itoa(seq)).unwrap_or_else(|_| EventId::from_static(""));
+        let mut frame = Frame::new().id(&id).data(data);
+        if let Some(event) = event {
+            frame = frame.event(event);
+        }
+        let frame = frame.encode();
+        let mut wakers = Vec::new();
+        let (recipients, wake) = match target {
+            Target::Client(id) => match state.by_id.get(&id).copied() {
+                Some(slot) => {
+                    state.enqueue(slot, seq, &frame, &self.inner.config, &mut wakers);
+                    (1, WakeScope::Done)
+                }
+                None => (0, WakeScope::Done),
+            },
+            Target::Name(name) => match state.names.get(name) {
+                Some(members) => {
+                    let members = members.clone();
+                    for &slot in &members {
+                        state.enqueue(slot, seq, &frame, &self.inner.config, &mut wakers);
+                    }
+                    (members.len(), WakeScope::Done)
+                }
+                None => (0, WakeScope::Done),
+            },
+            Target::Key(key) => {
+                let Some((interned, entry)) = state.keys.get_key_value(key.as_str()) else {
+                    return Publish { seq, recipients: 0, wake: Wake::done(self.clone()) };
+                };
+                let (interned, count) = (interned.clone(), entry.members.len());
+                state.append_shared(seq, Some(interned.clone()), frame, &self.inner.config);
+                (count, WakeScope::Key { key: interned, remaining: count })
+            }
+            Target::All => {
+                state.append_shared(seq, None, frame, &self.inner.config);
+                (state.clients.len(), WakeScope::All { next: 0 })
+            }
+        };
+        drop(guard);
+        wake_all(&mut wakers);
+        Publish { seq, recipients, wake: Wake { hub: self.clone(), scope: wake, wakers } }
+    }
+
+    /// Publishes an event and wakes its recipients in slices, yielding to the executor between
+    /// them. Returns the sequence number and the number of recipients.
+    pub async fn send(
+        &self,
+        target: Target<'_>,
+        event: Option<&EventName>,
+        data: &str,
+    ) -> (u64, usize) {
+        let mut publish = self.publish(target, event, data);
+        crate::work::drive(&mut publish.wake, DEFAULT_SLICE).await;
+        (publish.seq, publish.recipients)
+    }
+
+    /// A stale sweep as of `now`, to be stepped: it removes clients whose stream ended more than
+    /// [`Config::grace`] ago, and issued ids that never attached within
+    /// [`Config::unattached_ttl`].
+    pub fn sweep(&self, now: Instant) -> Sweep {
+        self.lock().advance(now);
+        Sweep { hub: self.clone(), next: 0, removed: 0, all: false, wakers: Vec::new() }
+    }
+
+    /// A sweep that removes every client, attached or not, to be stepped.
+    pub fn clear(&self) -> Sweep {
+        Sweep { hub: self.clone(), next: 0, removed: 0, all: true, wakers: Vec::new() }
+    }
+
+    /// Counts for an admin view or metrics; O(1).
+    pub fn stats(&self) -> Stats {
+        let state = self.lock();
+        Stats {
+            clients: state.clients.len(),
+            attached: state.attached,
+            keys: state.keys.len(),
+            queued: state.queued,
+            history: state.shared.len(),
+            seq: state.seq,
+            published: state.published,
+            lagged: state.lagged,
+            swept: state.swept,
+        }
+    }
+
+    /// Up to `limit` clients, in slot order from `offset`, for an admin view; the second value
+    /// is the offset to continue from, if there are more.
+    pub fn list(&self, offset: usize, limit: usize) -> (Vec<ClientInfo>, Option<usize>) {
+        let state = self.lock();
+        let mut out = Vec::new();
+        let end = state.clients.capacity();
+        let mut slot = offset;
+        while slot < end && out.len() < limit {
+            if let Some(client) = state.clients.get(slot) {
+                out.push(ClientInfo {
+                    id: client.id,
+                    name: client.name.clone(),
+                    keys: client.active_keys().cloned().collect(),
+                    attached: client.generation != 0,
+                    idle: Duration::from_millis(state.now_ms.saturating_sub(client.last_seen_ms)),
+                });
+            }
+            slot += 1;
+        }
+        (out, (slot < end).then_some(slot))
+    }
+
+    /// Builds the frame a lagging or unresumable client gets: `event: reset`, id and data the
+    /// current sequence number.
+    fn reset_frame(seq: u64) -> Bytes {
+        let text = itoa(seq);
+        let id = EventId::new(text.clone()).unwrap_or_else(|_| EventId::from_static(""));
+        Frame::new().event(&RESET).id(&id).data(&text).encode()
+    }
+
+    /// The next frame for the stream `(slot, generation)`, or why there is none.
+    pub(crate) fn poll_frame(&self, slot: u32, generation: u64, waker: &Waker) -> Poll {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let Some(client) = state.clients.get_mut(slot as usize) else {
+            return Poll::Ended;
+        };
+        if client.generation != generation {
+            return Poll::Ended;
+        }
+        // Fallen behind the shared history?
+        if !client.lagged && client.behind(&state.keys, state.evicted, client.cursor) {
+            client.lagged = true;
+            state.lagged += 1;
+        }
+        if client.lagged {
+            client.lagged = false;
+            state.queued -= client.undelivered();
+            client.trimmed_upto = client.queue.back().map_or(client.trimmed_upto, |(s, _)| *s);
+            client.queue.clear();
+            client.delivered = 0;
+            client.cursor = state.seq;
+            return Poll::Frame(Self::reset_frame(state.seq));
+        }
+        // The next shared frame for this client, and the next frame of its own.
+        let start = state.shared.partition_point(|e| e.seq <= client.cursor);
+        let shared = state
+            .shared
+            .range(start..)
+            .find(|e| e.key.as_ref().is_none_or(|k| client.subscribed_to(k, e.seq)));
+        let own = client.queue.get(client.delivered);
+        match (shared, own) {
+            (Some(s), Some((seq, frame))) if *seq < s.seq => {
+                let frame = frame.clone();
+                client.delivered += 1;
+                state.queued -= 1;
+                Poll::Frame(frame)
+            }
+            (None, Some((_, frame))) => {
+                let frame = frame.clone();
+                client.delivered += 1;
+                state.queued -= 1;
+                Poll::Frame(frame)
+            }
+            (Some(s), _) => {
+                client.cursor = s.seq;
+                Poll::Frame(s.frame.clone())
+            }
+            (None, None) => {
+                client.cursor = state.seq;
+                client.keys.retain(|sub| sub.until > state.seq);
+                match &client.waker {
+                    Some(w) if w.will_wake(waker) => {}
+                    _ => client.waker = Some(waker.clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// The stream `(slot, generation)` ended: the client is detached, if that stream was its.
+    pub(crate) fn detach(&self, slot: u32, generation: u64) {
+        let mut state = self.lock();
+        let now_ms = state.now_ms;
+        let Some(client) = state.clients.get_mut(slot as usize) else {
+            return;
+        };
+        if client.generation == generation {
+            client.generation = 0;
+            client.last_seen_ms = now_ms;
+            client.waker = None;
+            state.attached -= 1;
+        }
+    }
+}
+
+/// What [`Hub::poll_frame`] found.
+pub(crate) enum Poll {
+    Frame(Bytes),
+    Pending,
+    Ended,
+}
+
+impl State {
+    fn advance(&mut self, now: Instant) {
+        let epoch = *self.epoch.get_or_insert(now);
+        let ms = now.saturating_duration_since(epoch).as_millis();
+        self.now_ms = self.now_ms.max(u64::try_from(ms).unwrap_or(u64::MAX));
+    }
+
+    fn intern_name(&mut self, name: &str) -> Arc<str> {
+        match self.names.get_key_value(name) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(name),
+        }
+    }
+
+    fn enqueue(&mut self, slot: u32, seq: u64, frame: &Bytes, config: &Config, wakers: &mut Vec<Waker>) {
+        let Some(client) = self.clients.get_mut(slot as usize) else {
+            return;
+        };
+        if client.lagged {
+            // It will get a reset, which replaces everything queued.
+            return;
+        }
+        if client.queue.len() >= config.queue_capacity {
+            if client.delivered > 0 {
+                // Make room by forgetting the oldest delivered frame (kept only for replay).
+                if let Some((old, _)) = client.queue.pop_front() {
+                    client.trimmed_upto = old;
+                }
+                client.delivered -= 1;
+            } else {
+                // Full of undelivered frames: a slow consumer.
+                client.lagged = true;
+                self.lagged += 1;
+                if let Some(waker) = client.waker.take() {
+                    wakers.push(waker);
+                }
+                return;
+            }
+        }
+        client.queue.push_back((seq, frame.clone()));
+        self.queued += 1;
+        if let Some(waker) = client.waker.take() {
+            wakers.push(waker);
+        }
+    }
+
+    fn append_shared(&mut self, seq: u64, key: Option<Arc<str>>, frame: Bytes, config: &Config) {
+        self.shared_bytes += frame.len();
+        self.shared.push_back(Shared { seq, key, frame });
+        while self.shared.len() > config.history_len.max(1)
+            || (self.shared_bytes > config.history_bytes && self.shared.len() > 1)
+        {
+            let Some(old) = self.shared.pop_front() else { break };
+            self.shared_bytes -= old.frame.len();
+            match old.key {
+                None => self.evicted.all = old.seq,
+                Some(key) => match self.keys.get_mut(&key) {
+                    Some(entry) => entry.evicted_upto = old.seq,
+                    None => self.evicted.unsubscribed = old.seq,
+                },
+            }
+        }
+    }
+
+    fn leave_key(&mut self, key: &Arc<str>, slot: u32) {
+        if let Some(entry) = self.keys.get_mut(key) {
+            if let Some(at) = entry.members.iter().position(|&s| s == slot) {
+                entry.members.swap_remove(at);
+            }
+            if entry.members.is_empty() {
+                self.keys.remove(key);
+            }
+        }
+    }
+
+    /// Removes the client in `slot`; returns the waker of its stream, to wake outside the lock.
+    fn remove_slot(&mut self, slot: u32) -> Option<Waker> {
+        let client = self.clients.try_remove(slot as usize)?;
+        self.by_id.remove(&client.id);
+        if client.generation != 0 {
+            self.attached -= 1;
+        }
+        self.queued -= client.undelivered();
+        if let Some(name) = &client.name {
+            if let Some(members) = self.names.get_mut(name) {
+                if let Some(at) = members.iter().position(|&s| s == slot) {
+                    members.swap_remove(at);
+                }
+                if members.is_empty() {
+                    self.names.remove(name);
+                }
+            }
+        }
+        for key in client.active_keys() {
+            self.leave_key(key, slot);
+        }
+        client.waker
+    }
+}
+
+/// The result of [`Hub::publish`].
+#[derive(Debug)]
+#[must_use = "drive `wake` (or drop it to wake every recipient at once)"]
+pub struct Publish {
+    /// The event's sequence number: its SSE id.
+    pub seq: u64,
+    /// How many clients it was addressed to when published.
+    pub recipients: usize,
+    /// Wakes the recipients' streams.
+    pub wake: Wake,
+}
+
+#[derive(Debug)]
+enum WakeScope {
+    Done,
+    /// Members of the key, visited from the end of its member list.
+    Key { key: Arc<str>, remaining: usize },
+    /// Every slot from `next` on.
+    All { next: usize },
+}
+
+/// Wakes the streams of an event's recipients, a slice at a time ([`Slice`]). Dropping it wakes
+/// the rest at once.
+#[derive(Debug)]
+pub struct Wake {
+    hub: Hub,
+    scope: WakeScope,
+    wakers: Vec<Waker>,
+}
+
+impl Wake {
+    fn done(hub: Hub) -> Self {
+        Self { hub, scope: WakeScope::Done, wakers: Vec::new() }
+    }
+}
+
+impl Slice for Wake {
+    fn step(&mut self, budget: usize) -> Progress {
+        let budget = budget.max(1);
+        let progress = {
+            let mut state = self.hub.lock();
+            let state = &mut *state;
+            match &mut self.scope {
+                WakeScope::Done => Progress::Done,
+                WakeScope::Key { key, remaining } => {
+                    // Visiting from the end: a member removed meanwhile (swap_remove) moves an
+                    // already visited member down, never skips an unvisited one; members added
+                    // meanwhile subscribed after the event and are not its recipients.
+                    let members = state.keys.get(&**key).map_or(&[][..], |e| &e.members[..]);
+                    *remaining = (*remaining).min(members.len());
+                    let from = remaining.saturating_sub(budget);
+                    for &slot in &members[from..*remaining] {
+                        if let Some(waker) =
+                            state.clients.get_mut(slot as usize).and_then(|c| c.waker.take())
+                        {
+                            self.wakers.push(waker);
+                        }
+                    }
+                    *remaining = from;
+                    if from == 0 { Progress::Done } else { Progress::More }
+                }
+                WakeScope::All { next } => {
+                    let end = state.clients.capacity().min(next.saturating_add(budget));
+                    for slot in *next..end {
+                        if let Some(waker) = state.clients.get_mut(slot).and_then(|c| c.waker.take()) {
+                            self.wakers.push(waker);
+                        }
+                    }
+                    *next = end;
+                    if end >= state.clients.capacity() { Progress::Done } else { Progress::More }
+                }
+            }
+        };
+        if progress == Progress::Done {
+            self.scope = WakeScope::Done;
+        }
+        wake_all(&mut self.wakers);
+        progress
+    }
+}
+
+impl Drop for Wake {
+    fn drop(&mut self) {
+        while self.step(DEFAULT_SLICE) == Progress::More {}
+    }
+}
+
+/// A sweep in progress ([`Hub::sweep`], [`Hub::clear`]), stepped as a [`Slice`].
+#[derive(Debug)]
+pub struct Sweep {
+    hub: Hub,
+    next: usize,
+    removed: usize,
+    all: bool,
+    wakers: Vec<Waker>,
+}
+
+impl Sweep {
+    /// Clients removed so far.
+    pub fn removed(&self) -> usize {
+        self.removed
+    }
+}
+
+impl Slice for Sweep {
+    fn step(&mut self, budget: usize) -> Progress {
+        let budget = budget.max(1);
+        let progress = {
+            let mut state = self.hub.lock();
+            let config = &self.hub.inner.config;
+            let grace = duration_ms(config.grace);
+            let ttl = duration_ms(config.unattached_ttl);
+            let end = state.clients.capacity().min(self.next.saturating_add(budget));
+            for slot in self.next..end {
+                let Some(client) = state.clients.get(slot) else { continue };
+                let stale = self.all
+                    || (client.generation == 0 && {
+                        let idle = state.now_ms.saturating_sub(client.last_seen_ms);
+                        idle > if client.has_attached { grace } else { ttl }
+                    });
+                if stale {
+                    if let Some(waker) = state.remove_slot(slot as u32) {
+                        self.wakers.push(waker);
+                    }
+                    self.removed += 1;
+                    if !self.all {
+                        state.swept += 1;
+                    }
+                }
+            }
+            self.next = end;
+            if end >= state.clients.capacity() { Progress::Done } else { Progress::More }
+        };
+        wake_all(&mut self.wakers);
+        progress
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn itoa(n: u64) -> String {
+    n.to_string()
+}

@@ -1,0 +1,60 @@
+//! The connection registry of a server-sent events server, independent of any runtime.
+//!
+//! A [`Hub`] issues unguessable client ids ([`ClientId`], UUID v4), hands each attached client a
+//! [`ClientStream`] of encoded frames, replaces a client's stream when it reconnects, replays
+//! what it missed from its `Last-Event-ID`, and addresses events to one client, to every client
+//! of a name, to the subscribers of a key, or to everyone. Each event is encoded once and its
+//! recipients share the bytes.
+//!
+//! Nothing here does I/O, spawns, or reads a clock: time is passed in as `now`, and work that
+//! grows with the number of clients (waking a broadcast's recipients, sweeping stale clients) is
+//! a cursor stepped a bounded slice at a time ([`Slice`]), with no lock held between steps and
+//! wakers woken outside the lock. [`drive`] runs such a cursor on any executor, yielding between
+//! slices.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use futures_lite::{StreamExt, future::block_on};
+//! use sse_codec::EventName;
+//! use sse_registry::{Config, Hub, Slice, Target};
+//!
+//! let hub = Hub::new(Config::default());
+//! let now = Instant::now();
+//! let id = hub.issue(Some("alice"), now).unwrap();
+//! let mut stream = hub.attach(id, None, now).unwrap();
+//!
+//! let news = EventName::from_static("news");
+//! hub.subscribe(id, &news).unwrap();
+//! let published = hub.publish(Target::Key(&news), Some(&news), "hello");
+//! assert_eq!(published.recipients, 1);
+//! drop(published); // wakes the recipients at once; or drive `published.wake` in slices
+//!
+//! let frame = block_on(stream.next()).unwrap();
+//! assert_eq!(&frame[..], b"event: news\nid: 1\ndata: hello\n\n");
+//!
+//! // The browser reconnects: the new stream replaces the old one and resumes after id 1.
+//! hub.publish(Target::Name("alice"), None, "while you were away").wake.step(64);
+//! let mut again = hub.attach(id, Some("1"), now).unwrap();
+//! assert_eq!(block_on(stream.next()), None); // the old stream has ended
+//! let frame = block_on(again.next()).unwrap();
+//! assert_eq!(&frame[..], b"id: 2\ndata: while you were away\n\n");
+//!
+//! // Once its stream is gone for longer than the grace period, a sweep forgets it.
+//! drop(again);
+//! let mut sweep = hub.sweep(now + Duration::from_secs(61));
+//! block_on(sse_registry::drive(&mut sweep, 1024));
+//! assert_eq!(sweep.removed(), 1);
+//! assert!(!hub.contains(id));
+//! ```
+
+mod config;
+mod hub;
+mod id;
+mod stream;
+mod work;
+
+pub use config::Config;
+pub use hub::{ClientInfo, Error, Hub, Publish, RESET, Stats, Sweep, Target, Wake};
+pub use id::{ClientId, InvalidClientId};
+pub use stream::ClientStream;
+pub use work::{DEFAULT_SLICE, Progress, Slice, drive};

@@ -1,0 +1,63 @@
+//! A client's stream of encoded frames.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+
+use crate::hub::{self, Hub};
+use crate::id::ClientId;
+
+/// The frames for one attached client, ready to write to its response body.
+///
+/// It ends (returns `None`) when the client is attached again elsewhere (reconnect-replace) or
+/// removed. Dropping it detaches the client, which the hub then keeps for
+/// [`Config::grace`](crate::Config::grace) in case it reconnects.
+pub struct ClientStream {
+    hub: Hub,
+    slot: u32,
+    generation: u64,
+    id: ClientId,
+}
+
+impl ClientStream {
+    pub(crate) fn new(hub: Hub, slot: u32, generation: u64, id: ClientId) -> Self {
+        Self { hub, slot, generation, id }
+    }
+
+    /// The client this stream belongs to.
+    pub fn client(&self) -> ClientId {
+        self.id
+    }
+
+    /// The hub the stream reads from.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+}
+
+impl fmt::Debug for ClientStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientStream").field("client", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl Stream for ClientStream {
+    type Item = Bytes;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        match self.hub.poll_frame(self.slot, self.generation, cx.waker()) {
+            hub::Poll::Frame(frame) => Poll::Ready(Some(frame)),
+            hub::Poll::Pending => Poll::Pending,
+            hub::Poll::Ended => Poll::Ready(None),
+        }
+    }
+}
+
+impl Drop for ClientStream {
+    fn drop(&mut self) {
+        self.hub.detach(self.slot, self.generation);
+    }
+}

@@ -1,0 +1,44 @@
+//! Sliced work: a cursor does a bounded amount per step, holding the hub's lock only inside a
+//! step and waking wakers after releasing it; [`drive`] runs a cursor to the end, yielding to the
+//! executor between steps.
+
+use std::task::Waker;
+
+/// How many clients one step visits, unless told otherwise.
+///
+/// Chosen with `cargo bench -p sse-registry`: a 4,096-client slice of a broadcast or a sweep takes
+/// tens of microseconds on the reference machine, far under the 500 µs a slice may block an
+/// executor thread, while larger slices gained no measurable throughput (see the crate README).
+pub const DEFAULT_SLICE: usize = 4096;
+
+/// Whether a cursor has more to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Progress {
+    /// Call [`Slice::step`] again.
+    More,
+    /// The work is complete.
+    Done,
+}
+
+/// Work done in bounded steps.
+pub trait Slice {
+    /// Does at most `budget` units of work (clients visited).
+    fn step(&mut self, budget: usize) -> Progress;
+}
+
+/// Runs `work` to completion in steps of `budget`, yielding to the executor between steps.
+///
+/// Runtime-agnostic: the yield is a future that wakes itself and returns `Pending` once.
+pub async fn drive<S: Slice + ?Sized>(work: &mut S, budget: usize) {
+    while work.step(budget) == Progress::More {
+        futures_lite::future::yield_now().await;
+    }
+}
+
+/// Wakes every waker in `wakers`; called with no lock held.
+pub(crate) fn wake_all(wakers: &mut Vec<Waker>) {
+    for waker in wakers.drain(..) {
+        waker.wake();
+    }
+}

@@ -1,0 +1,297 @@
+//! Unit-level behaviour of the hub, on a fake clock and without a runtime.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use futures_core::Stream;
+use sse_codec::{EventName, Item, Parser};
+use sse_registry::{ClientStream, Config, Error, Hub, Progress, Slice, Target};
+
+/// A waker that counts its wakes.
+struct Counter(AtomicUsize);
+
+impl Wake for Counter {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn counter() -> (Arc<Counter>, Waker) {
+    let c = Arc::new(Counter(AtomicUsize::new(0)));
+    (c.clone(), Waker::from(c))
+}
+
+/// Polls once: `Some(Some(frame))`, `Some(None)` when ended, `None` when pending.
+fn poll(stream: &mut ClientStream, waker: &Waker) -> Option<Option<(String, String, String)>> {
+    match std::pin::Pin::new(stream).poll_next(&mut Context::from_waker(waker)) {
+        Poll::Pending => None,
+        Poll::Ready(None) => Some(None),
+        Poll::Ready(Some(frame)) => {
+            let mut parser = Parser::new();
+            parser.push(frame);
+            let Some(Ok(Item::Event(e))) = parser.next() else { panic!("not an event frame") };
+            assert_eq!(parser.next(), None, "one event per frame");
+            Some(Some((e.event_type().into(), e.data().into(), e.last_event_id().into())))
+        }
+    }
+}
+
+/// Reads every frame available now: (type, data, id) triples.
+fn drain(stream: &mut ClientStream) -> Vec<(String, String, String)> {
+    let waker = Waker::noop();
+    let mut out = Vec::new();
+    while let Some(Some(event)) = poll(stream, waker) {
+        out.push(event);
+    }
+    out
+}
+
+fn datas(events: &[(String, String, String)]) -> Vec<&str> {
+    events.iter().map(|(_, d, _)| d.as_str()).collect()
+}
+
+fn small(history_len: usize, queue_capacity: usize) -> Hub {
+    let mut config = Config::default();
+    config.history_len = history_len;
+    config.queue_capacity = queue_capacity;
+    Hub::new(config)
+}
+
+#[test]
+fn only_issued_ids_attach_and_removed_ones_stop() {
+    let hub = Hub::default();
+    let t0 = Instant::now();
+    let stranger = sse_registry::ClientId::random();
+    assert_eq!(hub.attach(stranger, None, t0).err(), Some(Error::UnknownClient));
+    let id = hub.issue(None, t0).unwrap();
+    let mut stream = hub.attach(id, None, t0).unwrap();
+    let (wakes, waker) = counter();
+    assert_eq!(poll(&mut stream, &waker), None);
+    hub.remove(id).unwrap();
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "removal wakes the stream");
+    assert_eq!(poll(&mut stream, &waker), Some(None), "and it ends");
+    assert_eq!(hub.remove(id), Err(Error::UnknownClient));
+    assert_eq!(hub.attach(id, None, t0).err(), Some(Error::UnknownClient));
+}
+
+#[test]
+fn reattach_replaces_the_old_stream_and_keeps_subscriptions() {
+    let hub = Hub::default();
+    let t0 = Instant::now();
+    let key = EventName::from_static("k");
+    let id = hub.issue(Some("ann"), t0).unwrap();
+    let mut first = hub.attach(id, None, t0).unwrap();
+    hub.subscribe(id, &key).unwrap();
+    let mut second = hub.attach(id, None, t0).unwrap();
+    assert_eq!(poll(&mut first, Waker::noop()), Some(None), "old stream ended");
+    drop(first); // must not detach the new stream
+    assert_eq!(hub.stats().attached, 1);
+    drop(hub.publish(Target::Key(&key), Some(&key), "on key"));
+    drop(hub.publish(Target::Name("ann"), None, "on name"));
+    let got = drain(&mut second);
+    assert_eq!(got, [
+        ("k".into(), "on key".into(), "1".into()),
+        ("message".into(), "on name".into(), "2".into())
+    ]);
+}
+
+#[test]
+fn last_event_id_replays_exactly_what_was_missed() {
+    let hub = Hub::default();
+    let t0 = Instant::now();
+    let key = EventName::from_static("k");
+    let id = hub.issue(Some("ann"), t0).unwrap();
+    let other = hub.issue(Some("bob"), t0).unwrap();
+    hub.subscribe(id, &key).unwrap();
+    let mut stream = hub.attach(id, None, t0).unwrap();
+    drop(hub.publish(Target::All, None, "a1"));
+    assert_eq!(datas(&drain(&mut stream)), ["a1"]);
+    // Frames published while it is connected but unread, and after it dropped, are replayed.
+    drop(hub.publish(Target::Client(id), None, "c2"));
+    drop(hub.publish(Target::Client(other), None, "not yours"));
+    drop(hub.publish(Target::Key(&key), None, "k4"));
+    drop(stream);
+    drop(hub.publish(Target::Name("ann"), None, "n5"));
+    drop(hub.publish(Target::Name("bob"), None, "not yours"));
+    drop(hub.publish(Target::All, None, "a7"));
+    let mut stream = hub.attach(id, Some("1"), t0).unwrap();
+    let got = drain(&mut stream);
+    assert_eq!(datas(&got), ["c2", "k4", "n5", "a7"]);
+    let ids: Vec<&str> = got.iter().map(|(_, _, id)| id.as_str()).collect();
+    assert_eq!(ids, ["2", "4", "5", "7"]);
+    // Resuming from the middle gives only the rest, once.
+    let mut stream = hub.attach(id, Some("4"), t0).unwrap();
+    assert_eq!(datas(&drain(&mut stream)), ["n5", "a7"]);
+}
+
+#[test]
+fn a_gap_older_than_the_history_gets_a_reset() {
+    let hub = small(2, 64);
+    let t0 = Instant::now();
+    let id = hub.issue(None, t0).unwrap();
+    let stream = hub.attach(id, None, t0).unwrap();
+    drop(stream);
+    for n in 1..=3 {
+        drop(hub.publish(Target::All, None, &format!("a{n}")));
+    }
+    // Events 2 and 3 are still held, 1 is not: resuming after 1 works, from 0 it cannot.
+    let mut stream = hub.attach(id, Some("1"), t0).unwrap();
+    assert_eq!(datas(&drain(&mut stream)), ["a2", "a3"]);
+    let mut stream = hub.attach(id, Some("0"), t0).unwrap();
+    assert_eq!(drain(&mut stream), [("reset".into(), "3".into(), "3".into())]);
+    // An id from the future (another server's) cannot be resumed either.
+    let mut stream = hub.attach(id, Some("99"), t0).unwrap();
+    assert_eq!(drain(&mut stream)[0].0, "reset");
+    let mut stream = hub.attach(id, Some("garbage"), t0).unwrap();
+    assert_eq!(drain(&mut stream)[0].0, "reset");
+    assert_eq!(hub.stats().lagged, 3);
+}
+
+#[test]
+fn a_slow_consumer_gets_a_reset_and_never_slows_others() {
+    let hub = small(4, 3);
+    let t0 = Instant::now();
+    let slow = hub.issue(None, t0).unwrap();
+    let fast = hub.issue(None, t0).unwrap();
+    let mut slow_stream = hub.attach(slow, None, t0).unwrap();
+    let mut fast_stream = hub.attach(fast, None, t0).unwrap();
+    for n in 1..=10 {
+        drop(hub.publish(Target::Client(slow), None, &format!("s{n}")));
+        drop(hub.publish(Target::All, None, &format!("a{n}")));
+        // The fast client reads everything as it comes.
+        assert_eq!(datas(&drain(&mut fast_stream)), [format!("a{n}")]);
+    }
+    assert!(hub.stats().queued <= 3, "queue bounded: {:?}", hub.stats());
+    let got = drain(&mut slow_stream);
+    assert_eq!(got[0].0, "reset", "{got:?}");
+    assert_eq!(got.len(), 1, "a reset replaces what could not be kept");
+    assert_eq!(hub.stats().queued, 0);
+    // After the reset it carries on normally.
+    drop(hub.publish(Target::Client(slow), None, "after"));
+    assert_eq!(datas(&drain(&mut slow_stream)), ["after"]);
+}
+
+#[test]
+fn key_subscribers_get_only_events_after_they_subscribed() {
+    let hub = Hub::default();
+    let t0 = Instant::now();
+    let key = EventName::from_static("k");
+    let id = hub.issue(None, t0).unwrap();
+    let mut stream = hub.attach(id, None, t0).unwrap();
+    assert_eq!(hub.publish(Target::Key(&key), None, "before").recipients, 0);
+    assert!(hub.subscribe(id, &key).unwrap());
+    assert!(!hub.subscribe(id, &key).unwrap(), "already subscribed");
+    assert_eq!(hub.publish(Target::Key(&key), None, "during").recipients, 1);
+    assert!(hub.unsubscribe(id, &key).unwrap());
+    assert!(!hub.unsubscribe(id, &key).unwrap());
+    drop(hub.publish(Target::Key(&key), None, "after"));
+    // Published while subscribed, read after unsubscribing: still delivered.
+    assert_eq!(datas(&drain(&mut stream)), ["during"]);
+    assert!(hub.subscribe(id, &key).unwrap());
+    drop(hub.publish(Target::Key(&key), None, "again"));
+    assert!(hub.unsubscribe(id, &key).unwrap());
+    assert_eq!(datas(&drain(&mut stream)), ["again"]);
+    assert_eq!(hub.stats().keys, 0);
+}
+
+#[test]
+fn limits_on_clients_and_keys() {
+    let mut config = Config::default();
+    config.max_clients = 2;
+    config.max_keys_per_client = 1;
+    let hub = Hub::new(config);
+    let t0 = Instant::now();
+    let a = hub.issue(None, t0).unwrap();
+    hub.issue(None, t0).unwrap();
+    assert_eq!(hub.issue(None, t0), Err(Error::Full));
+    hub.subscribe(a, &EventName::from_static("one")).unwrap();
+    assert_eq!(hub.subscribe(a, &EventName::from_static("two")), Err(Error::TooManyKeys));
+    hub.remove(a).unwrap();
+    assert!(hub.issue(None, t0).is_ok(), "room again after a removal");
+}
+
+#[test]
+fn sweep_removes_detached_after_grace_and_unattached_after_ttl() {
+    let mut config = Config::default();
+    config.grace = Duration::from_secs(30);
+    config.unattached_ttl = Duration::from_secs(10);
+    let hub = Hub::new(config);
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let never = hub.issue(None, at(0)).unwrap();
+    let live = hub.issue(None, at(0)).unwrap();
+    let gone = hub.issue(Some("n"), at(0)).unwrap();
+    let _live_stream = hub.attach(live, None, at(0)).unwrap();
+    let gone_stream = hub.attach(gone, None, at(5)).unwrap();
+    let _ = hub.sweep(at(6)).step(usize::MAX); // the hub now knows it is 6 s
+    drop(gone_stream); // detached at the hub's latest time, 6 s
+    let removed = |now| {
+        let mut sweep = hub.sweep(now);
+        futures_lite::future::block_on(sse_registry::drive(&mut sweep, 1));
+        sweep.removed()
+    };
+    assert_eq!(removed(at(10)), 0, "ttl not yet passed");
+    assert_eq!(removed(at(11)), 1);
+    assert!(!hub.contains(never));
+    assert_eq!(removed(at(36)), 0, "grace not yet passed");
+    assert_eq!(removed(at(37)), 1);
+    assert!(!hub.contains(gone) && hub.contains(live));
+    assert_eq!(removed(at(10_000)), 0, "attached clients are never stale");
+    assert_eq!(hub.stats().swept, 2);
+    assert_eq!(hub.publish(Target::Name("n"), None, "x").recipients, 0, "name index cleaned");
+}
+
+#[test]
+fn broadcast_wakes_in_slices_and_clear_ends_every_stream() {
+    let hub = Hub::default();
+    let t0 = Instant::now();
+    let (wakes, waker) = counter();
+    let mut streams: Vec<ClientStream> = (0..10)
+        .map(|_| hub.attach(hub.issue(None, t0).unwrap(), None, t0).unwrap())
+        .collect();
+    for s in &mut streams {
+        assert_eq!(poll(s, &waker), None);
+    }
+    let mut publish = hub.publish(Target::All, None, "hi");
+    assert_eq!(publish.recipients, 10);
+    let mut steps = 1;
+    while publish.wake.step(3) == Progress::More {
+        steps += 1;
+    }
+    // Slices cover slots (the slab may have spare ones), at most 3 clients each.
+    assert!(steps >= 4, "10 clients in slices of 3 took {steps} steps");
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 10);
+    for s in &mut streams {
+        assert_eq!(datas(&drain(s)), ["hi"]);
+        assert_eq!(poll(s, &waker), None);
+    }
+    let mut clear = hub.clear();
+    while clear.step(4) == Progress::More {}
+    assert_eq!(clear.removed(), 10);
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 20, "every stream woken to end");
+    for s in &mut streams {
+        assert_eq!(poll(s, &waker), Some(None));
+    }
+    assert_eq!(hub.stats().clients, 0);
+    assert_eq!(hub.stats().swept, 0, "clear is not a stale sweep");
+}
+
+#[test]
+fn list_pages_and_reports_state() {
+    let hub = Hub::default();
+    let t0 = Instant::now();
+    let ids: Vec<_> = (0..5).map(|_| hub.issue(Some("x"), t0).unwrap()).collect();
+    let _s = hub.attach(ids[1], None, t0 + Duration::from_secs(2)).unwrap();
+    let (page, next) = hub.list(0, 3);
+    assert_eq!(page.len(), 3);
+    let (rest, end) = hub.list(next.unwrap(), 3);
+    assert_eq!(rest.len(), 2);
+    assert_eq!(end, None);
+    let all: Vec<_> = page.iter().chain(&rest).collect();
+    assert_eq!(all.iter().map(|c| c.id).collect::<Vec<_>>(), ids);
+    assert!(all[1].attached && !all[0].attached);
+    assert_eq!(all[0].idle, Duration::from_secs(2));
+    assert_eq!(all[1].idle, Duration::ZERO);
+}
