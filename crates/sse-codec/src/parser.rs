@@ -40,7 +40,8 @@ pub struct Limits {
     /// The longest line, in bytes, not counting its line terminator. Applies to every line,
     /// comments and unknown fields included. Default: 256 KiB.
     pub max_line_len: usize,
-    /// The most bytes of `data` one event may accumulate (its data lines joined with LF).
+    /// The most bytes of `data` one event may accumulate (its data lines joined with LF, as
+    /// dispatched: a U+FFFD that replaced invalid UTF-8 counts as its three bytes).
     /// Default: 1 MiB.
     pub max_event_len: usize,
 }
@@ -526,20 +527,26 @@ impl Parser {
     }
 
     /// Stores part of the value of the current line.
+    ///
+    /// A data value that breaks both limits reports the one its bytes break first (the line
+    /// limit on a tie), so the error does not depend on where the chunks split the line.
     fn take_value(&mut self, field: Field, value: &[u8]) -> Option<Error> {
+        if field == Field::Data {
+            // The LFs already in `data` separate its lines from this one, so `data` plus this
+            // value is the event's data as dispatched should this line be its last.
+            let line_room = self.limits.max_line_len.saturating_sub(self.line_len);
+            let event_room = self.limits.max_event_len.saturating_sub(self.data.len());
+            if value.len() > event_room && event_room < line_room {
+                return Some(self.fail(Error::EventTooLarge {
+                    limit: self.limits.max_event_len,
+                }));
+            }
+        }
         if let Some(err) = self.grow_line(value.len()) {
             return Some(err);
         }
         match field {
-            Field::Data => {
-                // +1 for the LF that will end this data line.
-                if self.data.len() + value.len() + 1 > self.limits.max_event_len {
-                    return Some(self.fail(Error::EventTooLarge {
-                        limit: self.limits.max_event_len,
-                    }));
-                }
-                self.data.extend_from_slice(value);
-            }
+            Field::Data => self.data.extend_from_slice(value),
             Field::Event | Field::Id | Field::Retry => self.scratch.extend_from_slice(value),
             Field::Ignore => {}
         }
@@ -567,7 +574,9 @@ impl Parser {
         self.line_len = 0;
         match field {
             Field::Data => {
-                if self.data.len() + 1 > self.limits.max_event_len {
+                // The event's data should this line be its last (an empty last line adds nothing
+                // to the LFs already there).
+                if self.data.len() > self.limits.max_event_len {
                     let err = self.fail(Error::EventTooLarge {
                         limit: self.limits.max_event_len,
                     });
@@ -608,10 +617,11 @@ impl Parser {
             self.discarding = false;
             return None;
         }
-        if let Some(id) = self.id_buffer.take() {
-            self.last_event_id = id;
-        }
+        let id = self.id_buffer.take();
         if self.data.is_empty() {
+            if let Some(id) = id {
+                self.last_event_id = id;
+            }
             self.event_type.clear();
             return None;
         }
@@ -623,6 +633,17 @@ impl Parser {
             self.data.clear();
             data
         };
+        if data.len() > self.limits.max_event_len {
+            // Within the limit as bytes received, but each U+FFFD that replaced an invalid byte
+            // takes three: the event is discarded like any other that breaks the limit.
+            self.event_type.clear();
+            return Some(Err(Error::EventTooLarge {
+                limit: self.limits.max_event_len,
+            }));
+        }
+        if let Some(id) = id {
+            self.last_event_id = id;
+        }
         let event_type = self.dispatch_type();
         Some(Ok(Item::Event(Event {
             event_type,

@@ -195,15 +195,25 @@ impl Client {
     }
 
     fn subscribed_to(&self, key: &str, seq: u64) -> bool {
-        self.keys.iter().any(|sub| &*sub.key == key && sub.since < seq && seq <= sub.until)
+        self.keys
+            .iter()
+            .any(|sub| &*sub.key == key && sub.since < seq && seq <= sub.until)
     }
 
     fn active_keys(&self) -> impl Iterator<Item = &Arc<str>> {
-        self.keys.iter().filter(|sub| sub.until == u64::MAX).map(|sub| &sub.key)
+        self.keys
+            .iter()
+            .filter(|sub| sub.until == u64::MAX)
+            .map(|sub| &sub.key)
     }
 
     /// Whether history this client still has to read was dropped: it cannot be given it.
-    fn behind(&self, state_keys: &HashMap<Arc<str>, KeyEntry>, evicted: Evicted, from: u64) -> bool {
+    fn behind(
+        &self,
+        state_keys: &HashMap<Arc<str>, KeyEntry>,
+        evicted: Evicted,
+        from: u64,
+    ) -> bool {
         from < evicted.all
             || self.keys.iter().any(|sub| {
                 from < sub.until
@@ -258,7 +268,10 @@ impl Hub {
             keys: HashMap::new(),
             shared: VecDeque::new(),
             shared_bytes: 0,
-            evicted: Evicted { all: 0, unsubscribed: 0 },
+            evicted: Evicted {
+                all: 0,
+                unsubscribed: 0,
+            },
             seq: 0,
             next_generation: 1,
             attached: 0,
@@ -267,7 +280,12 @@ impl Hub {
             lagged: 0,
             swept: 0,
         };
-        Self { inner: Arc::new(Inner { config, state: Mutex::new(state) }) }
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                state: Mutex::new(state),
+            }),
+        }
     }
 
     /// The hub's configuration.
@@ -278,7 +296,10 @@ impl Hub {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while the lock was held cannot leave the state half-updated in a way that
         // matters more than stopping every client would, so a poisoned lock is used as is.
-        self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Issues a new client id, optionally tagged with a name shared by all clients of one user.
@@ -338,7 +359,9 @@ impl Hub {
         let generation = state.next_generation;
         state.next_generation += 1;
         let (head, now_ms) = (state.seq, state.now_ms);
-        let resume = last_event_id.filter(|s| !s.is_empty()).map(|s| s.parse::<u64>());
+        let resume = last_event_id
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<u64>());
         let lost = match resume {
             None => false,
             Some(Ok(from)) if from <= head => {
@@ -383,7 +406,11 @@ impl Hub {
             state.lagged += 1;
         }
         drop(old_waker); // the replaced stream notices on its next poll; dropping is enough
-        Ok(ClientStream::new(self.clone(), slot, generation, id))
+        let start = match resume {
+            Some(Ok(from)) if !lost => from,
+            _ => head,
+        };
+        Ok(ClientStream::new(self.clone(), slot, generation, id, start))
     }
 
     /// Forgets a client: its stream ends, its subscriptions go.
@@ -420,12 +447,16 @@ impl Hub {
             Some((k, _)) => k.clone(),
             None => Arc::from(key.as_str()),
         };
-        let entry = state
-            .keys
-            .entry(interned.clone())
-            .or_insert(KeyEntry { members: Vec::new(), evicted_upto: 0 });
+        let entry = state.keys.entry(interned.clone()).or_insert(KeyEntry {
+            members: Vec::new(),
+            evicted_upto: 0,
+        });
         entry.members.push(slot);
-        client.keys.push(Sub { key: interned, since: state.seq, until: u64::MAX });
+        client.keys.push(Sub {
+            key: interned,
+            since: state.seq,
+            until: u64::MAX,
+        });
         Ok(true)
     }
 
@@ -492,11 +523,21 @@ impl Hub {
             },
             Target::Key(key) => {
                 let Some((interned, entry)) = state.keys.get_key_value(key.as_str()) else {
-                    return Publish { seq, recipients: 0, wake: Wake::done(self.clone()) };
+                    return Publish {
+                        seq,
+                        recipients: 0,
+                        wake: Wake::done(self.clone()),
+                    };
                 };
                 let (interned, count) = (interned.clone(), entry.members.len());
                 state.append_shared(seq, Some(interned.clone()), frame, &self.inner.config);
-                (count, WakeScope::Key { key: interned, remaining: count })
+                (
+                    count,
+                    WakeScope::Key {
+                        key: interned,
+                        remaining: count,
+                    },
+                )
             }
             Target::All => {
                 state.append_shared(seq, None, frame, &self.inner.config);
@@ -505,7 +546,15 @@ impl Hub {
         };
         drop(guard);
         wake_all(&mut wakers);
-        Publish { seq, recipients, wake: Wake { hub: self.clone(), scope: wake, wakers } }
+        Publish {
+            seq,
+            recipients,
+            wake: Wake {
+                hub: self.clone(),
+                scope: wake,
+                wakers,
+            },
+        }
     }
 
     /// Publishes an event and wakes its recipients in slices, yielding to the executor between
@@ -526,12 +575,24 @@ impl Hub {
     /// [`Config::unattached_ttl`].
     pub fn sweep(&self, now: Instant) -> Sweep {
         self.lock().advance(now);
-        Sweep { hub: self.clone(), next: 0, removed: 0, all: false, wakers: Vec::new() }
+        Sweep {
+            hub: self.clone(),
+            next: 0,
+            removed: 0,
+            all: false,
+            wakers: Vec::new(),
+        }
     }
 
     /// A sweep that removes every client, attached or not, to be stepped.
     pub fn clear(&self) -> Sweep {
-        Sweep { hub: self.clone(), next: 0, removed: 0, all: true, wakers: Vec::new() }
+        Sweep {
+            hub: self.clone(),
+            next: 0,
+            removed: 0,
+            all: true,
+            wakers: Vec::new(),
+        }
     }
 
     /// Counts for an admin view or metrics; O(1).
@@ -606,10 +667,11 @@ impl Hub {
         }
         // The next shared frame for this client, and the next frame of its own.
         let start = state.shared.partition_point(|e| e.seq <= client.cursor);
-        let shared = state
-            .shared
-            .range(start..)
-            .find(|e| e.key.as_ref().is_none_or(|k| client.subscribed_to(k, e.seq)));
+        let shared = state.shared.range(start..).find(|e| {
+            e.key
+                .as_ref()
+                .is_none_or(|k| client.subscribed_to(k, e.seq))
+        });
         let own = client.queue.get(client.delivered);
         match (shared, own) {
             (Some(s), Some((seq, frame))) if *seq < s.seq => {
@@ -677,7 +739,14 @@ impl State {
         }
     }
 
-    fn enqueue(&mut self, slot: u32, seq: u64, frame: &Bytes, config: &Config, wakers: &mut Vec<Waker>) {
+    fn enqueue(
+        &mut self,
+        slot: u32,
+        seq: u64,
+        frame: &Bytes,
+        config: &Config,
+        wakers: &mut Vec<Waker>,
+    ) {
         let Some(client) = self.clients.get_mut(slot as usize) else {
             return;
         };
@@ -715,7 +784,9 @@ impl State {
         while self.shared.len() > config.history_len.max(1)
             || (self.shared_bytes > config.history_bytes && self.shared.len() > 1)
         {
-            let Some(old) = self.shared.pop_front() else { break };
+            let Some(old) = self.shared.pop_front() else {
+                break;
+            };
             self.shared_bytes -= old.frame.len();
             match old.key {
                 None => self.evicted.all = old.seq,
@@ -779,9 +850,14 @@ pub struct Publish {
 enum WakeScope {
     Done,
     /// Members of the key, visited from the end of its member list.
-    Key { key: Arc<str>, remaining: usize },
+    Key {
+        key: Arc<str>,
+        remaining: usize,
+    },
     /// Every slot from `next` on.
-    All { next: usize },
+    All {
+        next: usize,
+    },
 }
 
 /// Wakes the streams of an event's recipients, a slice at a time ([`Slice`]). Dropping it wakes
@@ -795,7 +871,11 @@ pub struct Wake {
 
 impl Wake {
     fn done(hub: Hub) -> Self {
-        Self { hub, scope: WakeScope::Done, wakers: Vec::new() }
+        Self {
+            hub,
+            scope: WakeScope::Done,
+            wakers: Vec::new(),
+        }
     }
 }
 
@@ -815,24 +895,36 @@ impl Slice for Wake {
                     *remaining = (*remaining).min(members.len());
                     let from = remaining.saturating_sub(budget);
                     for &slot in &members[from..*remaining] {
-                        if let Some(waker) =
-                            state.clients.get_mut(slot as usize).and_then(|c| c.waker.take())
+                        if let Some(waker) = state
+                            .clients
+                            .get_mut(slot as usize)
+                            .and_then(|c| c.waker.take())
                         {
                             self.wakers.push(waker);
                         }
                     }
                     *remaining = from;
-                    if from == 0 { Progress::Done } else { Progress::More }
+                    if from == 0 {
+                        Progress::Done
+                    } else {
+                        Progress::More
+                    }
                 }
                 WakeScope::All { next } => {
                     let end = state.clients.capacity().min(next.saturating_add(budget));
                     for slot in *next..end {
-                        if let Some(waker) = state.clients.get_mut(slot).and_then(|c| c.waker.take()) {
+                        if let Some(waker) =
+                            state.clients.get_mut(slot).and_then(|c| c.waker.take())
+                        {
                             self.wakers.push(waker);
                         }
                     }
                     *next = end;
-                    if end >= state.clients.capacity() { Progress::Done } else { Progress::More }
+                    if end >= state.clients.capacity() {
+                        Progress::Done
+                    } else {
+                        Progress::More
+                    }
                 }
             }
         };
@@ -875,9 +967,14 @@ impl Slice for Sweep {
             let config = &self.hub.inner.config;
             let grace = duration_ms(config.grace);
             let ttl = duration_ms(config.unattached_ttl);
-            let end = state.clients.capacity().min(self.next.saturating_add(budget));
+            let end = state
+                .clients
+                .capacity()
+                .min(self.next.saturating_add(budget));
             for slot in self.next..end {
-                let Some(client) = state.clients.get(slot) else { continue };
+                let Some(client) = state.clients.get(slot) else {
+                    continue;
+                };
                 let stale = self.all
                     || (client.generation == 0 && {
                         let idle = state.now_ms.saturating_sub(client.last_seen_ms);
@@ -894,7 +991,11 @@ impl Slice for Sweep {
                 }
             }
             self.next = end;
-            if end >= state.clients.capacity() { Progress::Done } else { Progress::More }
+            if end >= state.clients.capacity() {
+                Progress::Done
+            } else {
+                Progress::More
+            }
         };
         wake_all(&mut self.wakers);
         progress

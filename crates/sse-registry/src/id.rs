@@ -94,10 +94,10 @@ mod tests {
         for bad in [
             "",
             "not-an-id",
-            "00000000-0000-0000-0000-000000000000",  // nil, not v4
-            "6ba7b810-9dad-11d1-80b4-00c04fd430c8",  // v1
+            "00000000-0000-0000-0000-000000000000", // nil, not v4
+            "6ba7b810-9dad-11d1-80b4-00c04fd430c8", // v1
             "{6ba7b810-9dad-41d1-80b4-00c04fd430c8}", // braced
-            "6ba7b8109dad41d180b400c04fd430c8",      // simple form
+            "6ba7b8109dad41d180b400c04fd430c8",     // simple form
         ] {
             assert_eq!(bad.parse::<ClientId>(), Err(InvalidClientId), "{bad}");
         }

@@ -20,11 +20,26 @@ pub struct ClientStream {
     slot: u32,
     generation: u64,
     id: ClientId,
+    start: u64,
 }
 
 impl ClientStream {
-    pub(crate) fn new(hub: Hub, slot: u32, generation: u64, id: ClientId) -> Self {
-        Self { hub, slot, generation, id }
+    pub(crate) fn new(hub: Hub, slot: u32, generation: u64, id: ClientId, start: u64) -> Self {
+        Self {
+            hub,
+            slot,
+            generation,
+            id,
+            start,
+        }
+    }
+
+    /// The sequence number the stream resumes after: the `Last-Event-ID` it was attached with
+    /// when its replay is possible, the current sequence number otherwise. A server that writes
+    /// a greeting frame before the stream's frames gives it this id, so that a client that
+    /// reconnects right after the greeting resumes at the same point.
+    pub fn resumes_after(&self) -> u64 {
+        self.start
     }
 
     /// The client this stream belongs to.
@@ -40,7 +55,9 @@ impl ClientStream {
 
 impl fmt::Debug for ClientStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientStream").field("client", &self.id).finish_non_exhaustive()
+        f.debug_struct("ClientStream")
+            .field("client", &self.id)
+            .finish_non_exhaustive()
     }
 }
 

@@ -31,9 +31,15 @@ fn poll(stream: &mut ClientStream, waker: &Waker) -> Option<Option<(String, Stri
         Poll::Ready(Some(frame)) => {
             let mut parser = Parser::new();
             parser.push(frame);
-            let Some(Ok(Item::Event(e))) = parser.next() else { panic!("not an event frame") };
+            let Some(Ok(Item::Event(e))) = parser.next() else {
+                panic!("not an event frame")
+            };
             assert_eq!(parser.next(), None, "one event per frame");
-            Some(Some((e.event_type().into(), e.data().into(), e.last_event_id().into())))
+            Some(Some((
+                e.event_type().into(),
+                e.data().into(),
+                e.last_event_id().into(),
+            )))
         }
     }
 }
@@ -64,13 +70,20 @@ fn only_issued_ids_attach_and_removed_ones_stop() {
     let hub = Hub::default();
     let t0 = Instant::now();
     let stranger = sse_registry::ClientId::random();
-    assert_eq!(hub.attach(stranger, None, t0).err(), Some(Error::UnknownClient));
+    assert_eq!(
+        hub.attach(stranger, None, t0).err(),
+        Some(Error::UnknownClient)
+    );
     let id = hub.issue(None, t0).unwrap();
     let mut stream = hub.attach(id, None, t0).unwrap();
     let (wakes, waker) = counter();
     assert_eq!(poll(&mut stream, &waker), None);
     hub.remove(id).unwrap();
-    assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "removal wakes the stream");
+    assert_eq!(
+        wakes.0.load(Ordering::SeqCst),
+        1,
+        "removal wakes the stream"
+    );
     assert_eq!(poll(&mut stream, &waker), Some(None), "and it ends");
     assert_eq!(hub.remove(id), Err(Error::UnknownClient));
     assert_eq!(hub.attach(id, None, t0).err(), Some(Error::UnknownClient));
@@ -85,16 +98,23 @@ fn reattach_replaces_the_old_stream_and_keeps_subscriptions() {
     let mut first = hub.attach(id, None, t0).unwrap();
     hub.subscribe(id, &key).unwrap();
     let mut second = hub.attach(id, None, t0).unwrap();
-    assert_eq!(poll(&mut first, Waker::noop()), Some(None), "old stream ended");
+    assert_eq!(
+        poll(&mut first, Waker::noop()),
+        Some(None),
+        "old stream ended"
+    );
     drop(first); // must not detach the new stream
     assert_eq!(hub.stats().attached, 1);
     drop(hub.publish(Target::Key(&key), Some(&key), "on key"));
     drop(hub.publish(Target::Name("ann"), None, "on name"));
     let got = drain(&mut second);
-    assert_eq!(got, [
-        ("k".into(), "on key".into(), "1".into()),
-        ("message".into(), "on name".into(), "2".into())
-    ]);
+    assert_eq!(
+        got,
+        [
+            ("k".into(), "on key".into(), "1".into()),
+            ("message".into(), "on name".into(), "2".into())
+        ]
+    );
 }
 
 #[test]
@@ -140,7 +160,10 @@ fn a_gap_older_than_the_history_gets_a_reset() {
     let mut stream = hub.attach(id, Some("1"), t0).unwrap();
     assert_eq!(datas(&drain(&mut stream)), ["a2", "a3"]);
     let mut stream = hub.attach(id, Some("0"), t0).unwrap();
-    assert_eq!(drain(&mut stream), [("reset".into(), "3".into(), "3".into())]);
+    assert_eq!(
+        drain(&mut stream),
+        [("reset".into(), "3".into(), "3".into())]
+    );
     // An id from the future (another server's) cannot be resumed either.
     let mut stream = hub.attach(id, Some("99"), t0).unwrap();
     assert_eq!(drain(&mut stream)[0].0, "reset");
@@ -207,7 +230,10 @@ fn limits_on_clients_and_keys() {
     hub.issue(None, t0).unwrap();
     assert_eq!(hub.issue(None, t0), Err(Error::Full));
     hub.subscribe(a, &EventName::from_static("one")).unwrap();
-    assert_eq!(hub.subscribe(a, &EventName::from_static("two")), Err(Error::TooManyKeys));
+    assert_eq!(
+        hub.subscribe(a, &EventName::from_static("two")),
+        Err(Error::TooManyKeys)
+    );
     hub.remove(a).unwrap();
     assert!(hub.issue(None, t0).is_ok(), "room again after a removal");
 }
@@ -240,7 +266,11 @@ fn sweep_removes_detached_after_grace_and_unattached_after_ttl() {
     assert!(!hub.contains(gone) && hub.contains(live));
     assert_eq!(removed(at(10_000)), 0, "attached clients are never stale");
     assert_eq!(hub.stats().swept, 2);
-    assert_eq!(hub.publish(Target::Name("n"), None, "x").recipients, 0, "name index cleaned");
+    assert_eq!(
+        hub.publish(Target::Name("n"), None, "x").recipients,
+        0,
+        "name index cleaned"
+    );
 }
 
 #[test]
@@ -270,7 +300,11 @@ fn broadcast_wakes_in_slices_and_clear_ends_every_stream() {
     let mut clear = hub.clear();
     while clear.step(4) == Progress::More {}
     assert_eq!(clear.removed(), 10);
-    assert_eq!(wakes.0.load(Ordering::SeqCst), 20, "every stream woken to end");
+    assert_eq!(
+        wakes.0.load(Ordering::SeqCst),
+        20,
+        "every stream woken to end"
+    );
     for s in &mut streams {
         assert_eq!(poll(s, &waker), Some(None));
     }
@@ -283,7 +317,9 @@ fn list_pages_and_reports_state() {
     let hub = Hub::default();
     let t0 = Instant::now();
     let ids: Vec<_> = (0..5).map(|_| hub.issue(Some("x"), t0).unwrap()).collect();
-    let _s = hub.attach(ids[1], None, t0 + Duration::from_secs(2)).unwrap();
+    let _s = hub
+        .attach(ids[1], None, t0 + Duration::from_secs(2))
+        .unwrap();
     let (page, next) = hub.list(0, 3);
     assert_eq!(page.len(), 3);
     let (rest, end) = hub.list(next.unwrap(), 3);

@@ -5,7 +5,14 @@
 use sse_codec::{Event, Item};
 
 /// Parses a complete stream (the end of `input` is the end of the stream).
-pub fn parse(input: &[u8]) -> Vec<Item> {
+#[allow(dead_code)] // Not every test that includes this module uses both functions.
+pub(crate) fn parse(input: &[u8]) -> Vec<Item> {
+    parse_stream(input).0
+}
+
+/// Parses a complete stream; also returns the last event ID string at its end (the value a
+/// client would send as `Last-Event-ID`).
+pub(crate) fn parse_stream(input: &[u8]) -> (Vec<Item>, String) {
     let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
     let text = String::from_utf8_lossy(input);
     let chars: Vec<char> = text.chars().collect();
@@ -14,6 +21,7 @@ pub fn parse(input: &[u8]) -> Vec<Item> {
     let mut data = String::new();
     let mut event_type = String::new();
     let mut id_buffer = String::new();
+    let mut last_event_id = String::new();
 
     let mut i = 0;
     loop {
@@ -35,7 +43,7 @@ pub fn parse(input: &[u8]) -> Vec<Item> {
         if line.is_empty() {
             // Dispatch.
             // The last event ID string is set from the buffer, which is never reset.
-            let last_event_id = id_buffer.clone();
+            last_event_id = id_buffer.clone();
             if data.is_empty() {
                 event_type.clear();
                 continue;
@@ -43,7 +51,11 @@ pub fn parse(input: &[u8]) -> Vec<Item> {
             if data.ends_with('\n') {
                 data.pop();
             }
-            let t = if event_type.is_empty() { "message" } else { event_type.as_str() };
+            let t = if event_type.is_empty() {
+                "message"
+            } else {
+                event_type.as_str()
+            };
             items.push(Item::Event(Event::new(t, data.clone(), &last_event_id)));
             data.clear();
             event_type.clear();
@@ -59,6 +71,7 @@ pub fn parse(input: &[u8]) -> Vec<Item> {
             }
             None => (line.as_str(), ""),
         };
+        #[allow(clippy::collapsible_match)] // Kept in the shape of the specification's steps.
         match field {
             "event" => event_type = value.to_string(),
             "data" => {
@@ -81,5 +94,5 @@ pub fn parse(input: &[u8]) -> Vec<Item> {
             _ => {}
         }
     }
-    items
+    (items, last_event_id)
 }
