@@ -353,7 +353,8 @@ impl Hub {
         last_event_id: Option<&str>,
         now: Instant,
     ) -> Result<ClientStream, Error> {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         state.advance(now);
         let slot = *state.by_id.get(&id).ok_or(Error::UnknownClient)?;
         let generation = state.next_generation;
@@ -370,7 +371,6 @@ impl Hub {
             }
             Some(_) => true,
         };
-        let state = &mut *state;
         let client = &mut state.clients[slot as usize];
         let old_waker = client.waker.take();
         if client.generation == 0 {
@@ -405,7 +405,11 @@ impl Hub {
         if lost {
             state.lagged += 1;
         }
-        drop(old_waker); // the replaced stream notices on its next poll; dropping is enough
+        drop(guard);
+        // The replaced stream ends: wake its task (outside the lock) so that it sees the end.
+        if let Some(waker) = old_waker {
+            waker.wake();
+        }
         let start = match resume {
             Some(Ok(from)) if !lost => from,
             _ => head,
@@ -424,6 +428,13 @@ impl Hub {
             waker.wake();
         }
         Ok(())
+    }
+
+    /// The name the client was issued with.
+    pub fn name(&self, id: ClientId) -> Result<Option<Arc<str>>, Error> {
+        let state = self.lock();
+        let slot = *state.by_id.get(&id).ok_or(Error::UnknownClient)?;
+        Ok(state.clients[slot as usize].name.clone())
     }
 
     /// Whether the hub knows this id.

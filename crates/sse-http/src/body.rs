@@ -1,0 +1,141 @@
+//! Response bodies: a whole buffer, or a client's event stream with keep-alive comments.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use http_body::{Frame, SizeHint};
+use hyper::rt::Sleep;
+use sse_registry::ClientStream;
+
+use crate::runtime::Runtime;
+
+/// The body of every response the service gives.
+pub struct Body {
+    kind: Kind,
+}
+
+enum Kind {
+    Full(Option<Bytes>),
+    Events(Box<EventBody>),
+}
+
+struct EventBody {
+    greeting: Option<Bytes>,
+    stream: ClientStream,
+    runtime: Arc<dyn Runtime>,
+    keep_alive: Duration,
+    sleep: Pin<Box<dyn Sleep>>,
+    /// The keep-alive deadline is set for the current idle period.
+    armed: bool,
+}
+
+/// The keep-alive comment: a bare `:` line, which every parser ignores.
+const KEEP_ALIVE: &[u8] = b":\n";
+
+impl Body {
+    /// A body of one buffer.
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        Self {
+            kind: Kind::Full(Some(bytes.into())),
+        }
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        Self {
+            kind: Kind::Full(None),
+        }
+    }
+
+    pub(crate) fn events(
+        greeting: Bytes,
+        stream: ClientStream,
+        runtime: Arc<dyn Runtime>,
+        keep_alive: Duration,
+    ) -> Self {
+        let sleep = runtime.sleep(keep_alive);
+        Self {
+            kind: Kind::Events(Box::new(EventBody {
+                greeting: Some(greeting),
+                stream,
+                runtime,
+                keep_alive,
+                sleep,
+                armed: true,
+            })),
+        }
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Full(bytes) => f.debug_tuple("Body::Full").field(bytes).finish(),
+            Kind::Events(body) => f.debug_tuple("Body::Events").field(&body.stream).finish(),
+        }
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match &mut self.get_mut().kind {
+            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Events(body) => body.poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.kind, Kind::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Events(_) => SizeHint::default(),
+        }
+    }
+}
+
+impl EventBody {
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(greeting) = self.greeting.take() {
+            return Poll::Ready(Some(Ok(Frame::data(greeting))));
+        }
+        match Pin::new(&mut self.stream).poll_next(cx) {
+            Poll::Ready(Some(frame)) => {
+                self.armed = false;
+                return Poll::Ready(Some(Ok(Frame::data(frame))));
+            }
+            // Replaced by a newer stream of the same client, removed, or shut down.
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {}
+        }
+        if !self.armed {
+            self.runtime
+                .reset(&mut self.sleep, Instant::now() + self.keep_alive);
+            self.armed = true;
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.armed = false;
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(KEEP_ALIVE)))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}

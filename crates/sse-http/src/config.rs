@@ -1,0 +1,85 @@
+//! Server configuration: routes, limits, timings, CORS and the admin token.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Everything the protocol layer can be told. Every limit is a defence against a client that
+/// sends too much; each is enforced with a 4xx (or 503 for capacity) and a short reason.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// The path prefix of every route, starting and ending with `/`. Default: `/sse/`.
+    pub prefix: String,
+    /// The bearer token of the admin routes. `None` (the default) turns them off: they answer
+    /// 403. Compared in constant time.
+    pub admin_token: Option<String>,
+    /// A comment is written on a stream idle for this long, so that proxies keep it open and a
+    /// vanished client is noticed when the write fails. Default: 15 s.
+    pub keep_alive: Duration,
+    /// The reconnection time sent to clients in the first frame (`retry:`). Default: 2 s.
+    pub retry: Duration,
+    /// How often the stale sweep runs. Default: 10 s.
+    pub sweep_interval: Duration,
+    /// How long a graceful shutdown waits for connections to finish after ending every stream,
+    /// before the adapter drops them. Default: 10 s.
+    pub shutdown_timeout: Duration,
+    /// Origins allowed to call the routes from a browser on another origin (`*` allows any).
+    /// Empty (the default) sends no CORS headers.
+    pub cors_origins: Vec<String>,
+    /// The largest request body accepted (notify, broadcast). Default: 64 KiB; larger is 413.
+    pub max_body: usize,
+    /// The longest client name, in bytes. Default: 64.
+    pub max_name_len: usize,
+    /// The longest key or task id, in bytes. Default: 64.
+    pub max_key_len: usize,
+    /// The most tasks running at once, over all clients; more is 503. Default: 1024.
+    pub max_tasks: usize,
+    /// Most clients listed in one page of `GET clients`. Default: 1000.
+    pub max_list: usize,
+    /// The registry's own limits: total clients (beyond it, 503), keys per client, queues,
+    /// history, grace periods.
+    pub registry: sse_registry::Config,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            prefix: "/sse/".into(),
+            admin_token: None,
+            keep_alive: Duration::from_secs(15),
+            retry: Duration::from_secs(2),
+            sweep_interval: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(10),
+            cors_origins: Vec::new(),
+            max_body: 64 * 1024,
+            max_name_len: 64,
+            max_key_len: 64,
+            max_tasks: 1024,
+            max_list: 1000,
+            registry: sse_registry::Config::default(),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("prefix", &self.prefix)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("keep_alive", &self.keep_alive)
+            .field("retry", &self.retry)
+            .field("sweep_interval", &self.sweep_interval)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("cors_origins", &self.cors_origins)
+            .field("max_body", &self.max_body)
+            .field("max_name_len", &self.max_name_len)
+            .field("max_key_len", &self.max_key_len)
+            .field("max_tasks", &self.max_tasks)
+            .field("max_list", &self.max_list)
+            .field("registry", &self.registry)
+            .finish()
+    }
+}

@@ -1,0 +1,61 @@
+//! The server-sent events protocol over `http` and `hyper`, independent of any runtime.
+//!
+//! [`Sse`] answers every route of the protocol (below, with the default prefix `/sse/`) over a
+//! [`sse_registry::Hub`]. It is a `hyper::service::Service`, so an adapter only accepts
+//! connections and hands them to hyper; what it needs from a runtime (spawning tasks, a timer
+//! for keep-alives and sweeps) comes in through [`Runtime`], which [`HyperRuntime`] builds from
+//! hyper's own `Executor` and `Timer` traits.
+//!
+//! | route | does | answers |
+//! |---|---|---|
+//! | `POST /sse/clients[?name=N]` | issues a client id, optionally with a name | `201`, the id as text |
+//! | `GET /sse/events/{id}` | opens the stream (replacing an older one); honours `Last-Event-ID` | `200` `text/event-stream`; the first event is `registered` with the id |
+//! | `PUT`/`DELETE /sse/listen/{id}/{key}` | subscribes / unsubscribes | `204` |
+//! | `PUT /sse/tasks/{id}/{taskid}` | runs the [`TaskHandler`]; `completed` goes to the client's name | `202` |
+//! | `DELETE /sse/clients/{id}` | ends the stream, forgets the client | `204` |
+//! | `POST /sse/notify/{key}` | admin: body as `event: {key}` to the key's subscribers | `202` `{"delivered": n}` |
+//! | `POST /sse/broadcast` | admin: body as `event: message` to everyone | `202` `{"delivered": n}` |
+//! | `GET /sse/clients` | admin: clients (paged with `offset`, `limit`) | `200` JSON |
+//! | `DELETE /sse/clients` | admin: forgets every client | `204` |
+//! | `POST /sse/sweep` | admin: stale sweep now | `200` `{"removed": n}` |
+//!
+//! Unknown ids are `404`; malformed ids, keys, names and bodies are `400` (or `413` for a body
+//! over [`Config::max_body`]) with a short reason; capacity limits are `503`. Admin routes need
+//! `Authorization: Bearer <token>` and are off (`403`) without a configured token.
+//!
+//! ```
+//! use std::time::Duration;
+//! use sse_http::{Config, HyperRuntime, Sse, Task};
+//! # #[derive(Clone)] struct Exec;
+//! # impl<F: std::future::Future + Send + 'static> hyper::rt::Executor<F> for Exec { fn execute(&self, _: F) {} }
+//! # #[derive(Clone)] struct Timer;
+//! # impl hyper::rt::Timer for Timer {
+//! #     fn sleep(&self, _: Duration) -> std::pin::Pin<Box<dyn hyper::rt::Sleep>> { unimplemented!() }
+//! #     fn sleep_until(&self, _: std::time::Instant) -> std::pin::Pin<Box<dyn hyper::rt::Sleep>> { unimplemented!() }
+//! # }
+//! # let (executor, timer) = (Exec, Timer);
+//!
+//! // The application's long-running task: report progress, then return to complete it.
+//! async fn work(task: Task) {
+//!     for step in 1..=3 {
+//!         task.sleep(Duration::from_secs(1)).await;
+//!         task.progress(&format!("{step}/3")).await;
+//!     }
+//! }
+//!
+//! let mut config = Config::default();
+//! config.admin_token = Some("change me".into());
+//! // `executor` and `timer` are the runtime's (for tokio: hyper_util's TokioExecutor, TokioTimer).
+//! let sse = Sse::new(config, HyperRuntime::new(executor, timer), work);
+//! assert_eq!(sse.config().prefix, "/sse/");
+//! ```
+
+mod body;
+mod config;
+mod runtime;
+mod service;
+
+pub use body::Body;
+pub use config::Config;
+pub use runtime::{BoxFuture, HyperRuntime, Runtime};
+pub use service::{COMPLETED, MESSAGE, PROGRESS, REGISTERED, RESERVED, Sse, Task, TaskHandler};

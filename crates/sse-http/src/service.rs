@@ -1,0 +1,690 @@
+//! The protocol: routes, validation, admin auth, CORS, and the task runner.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use serde_json::json;
+use sse_codec::{EventId, EventName, Frame};
+use sse_registry::{ClientId, DEFAULT_SLICE, Error as HubError, Hub, Target};
+use subtle::ConstantTimeEq;
+
+use crate::body::Body;
+use crate::config::Config;
+use crate::runtime::{BoxFuture, Runtime};
+
+/// The first event of every stream: its data is the client's id.
+pub const REGISTERED: EventName = EventName::from_static("registered");
+/// A task's progress reports.
+pub const PROGRESS: EventName = EventName::from_static("progress");
+/// A task's completion.
+pub const COMPLETED: EventName = EventName::from_static("completed");
+/// The event type of admin broadcasts.
+pub const MESSAGE: EventName = EventName::from_static("message");
+
+/// Event names the protocol itself uses, which therefore cannot be keys.
+pub const RESERVED: [&str; 5] = ["registered", "completed", "progress", "reset", "message"];
+
+/// The application's side of a task: given the task, does the work, may report progress.
+///
+/// Implemented for every `Fn(Task) -> impl Future<Output = ()>`. When the future completes,
+/// every live connection of the client's name (or the client alone, without a name) gets a
+/// `completed` event.
+pub trait TaskHandler: Send + Sync + 'static {
+    /// Starts the task.
+    fn run(&self, task: Task) -> BoxFuture;
+}
+
+impl<F, Fut> TaskHandler for F
+where
+    F: Fn(Task) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    fn run(&self, task: Task) -> BoxFuture {
+        Box::pin(self(task))
+    }
+}
+
+/// A running task, as given to the [`TaskHandler`].
+pub struct Task {
+    client: ClientId,
+    task_id: String,
+    name: Option<String>,
+    hub: Hub,
+    runtime: Arc<dyn Runtime>,
+}
+
+impl Task {
+    /// The client that submitted the task.
+    pub fn client(&self) -> ClientId {
+        self.client
+    }
+
+    /// The task id the client chose.
+    pub fn id(&self) -> &str {
+        &self.task_id
+    }
+
+    /// Sends `event: progress` with `data` to the client's name (or the client alone).
+    pub async fn progress(&self, data: &str) {
+        self.hub.send(self.target(), Some(&PROGRESS), data).await;
+    }
+
+    /// Waits for `duration` on the server's runtime, whatever that runtime is.
+    pub async fn sleep(&self, duration: Duration) {
+        self.runtime.sleep(duration).await;
+    }
+
+    fn target(&self) -> Target<'_> {
+        match &self.name {
+            Some(name) => Target::Name(name),
+            None => Target::Client(self.client),
+        }
+    }
+}
+
+impl fmt::Debug for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("client", &self.client)
+            .field("id", &self.task_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The server-sent events service: every route of the protocol over one [`Hub`].
+///
+/// Cheap to clone. Serve it with `hyper` directly ([`Sse`] implements
+/// `hyper::service::Service`) or call [`handle`](Self::handle) from another framework.
+#[derive(Clone)]
+pub struct Sse {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    hub: Hub,
+    runtime: Arc<dyn Runtime>,
+    tasks: Arc<dyn TaskHandler>,
+    running_tasks: Arc<AtomicUsize>,
+    shutting_down: AtomicBool,
+}
+
+impl fmt::Debug for Sse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sse")
+            .field("config", &self.inner.config)
+            .field("hub", &self.inner.hub)
+            .finish_non_exhaustive()
+    }
+}
+
+type Res = Response<Body>;
+
+impl Sse {
+    /// A service on a new in-memory hub. `tasks` runs the tasks clients submit.
+    pub fn new(config: Config, runtime: impl Runtime, tasks: impl TaskHandler) -> Self {
+        let hub = Hub::new(config.registry.clone());
+        Self::with_hub(config, hub, runtime, tasks)
+    }
+
+    /// A service on an existing hub (to share it, or publish to it from elsewhere).
+    pub fn with_hub(
+        config: Config,
+        hub: Hub,
+        runtime: impl Runtime,
+        tasks: impl TaskHandler,
+    ) -> Self {
+        let mut config = config;
+        if !config.prefix.starts_with('/') {
+            config.prefix.insert(0, '/');
+        }
+        if !config.prefix.ends_with('/') {
+            config.prefix.push('/');
+        }
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                hub,
+                runtime: Arc::new(runtime),
+                tasks: Arc::new(tasks),
+                running_tasks: Arc::new(AtomicUsize::new(0)),
+                shutting_down: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The hub behind the service.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Runs the periodic stale sweep until [`shutdown`](Self::shutdown); spawn it once per
+    /// service. Each sweep is sliced and yields to the runtime between slices.
+    pub async fn sweeper(self) {
+        while !self.inner.shutting_down.load(Ordering::Acquire) {
+            self.inner
+                .runtime
+                .sleep(self.inner.config.sweep_interval)
+                .await;
+            let mut sweep = self.inner.hub.sweep(Instant::now());
+            sse_registry::drive(&mut sweep, DEFAULT_SLICE).await;
+            if sweep.removed() > 0 {
+                tracing::debug!(removed = sweep.removed(), "stale sweep");
+            }
+        }
+    }
+
+    /// Starts shutting down: new streams are refused with 503 and every open stream ends
+    /// cleanly (its body finishes), so that connections can close gracefully.
+    pub async fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        let mut clear = self.inner.hub.clear();
+        sse_registry::drive(&mut clear, DEFAULT_SLICE).await;
+        tracing::info!(closed = clear.removed(), "sse service shut down");
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) has been called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Answers one request. Requests outside the prefix get 404, so a router can try this
+    /// service first or mount it under the prefix.
+    pub async fn handle<B>(&self, req: Request<B>) -> Res
+    where
+        B: http_body::Body,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let origin = req.headers().get(header::ORIGIN).cloned();
+        let mut res = self.route(req).await.unwrap_or_else(Reject::into_response);
+        if let Some(origin) = origin {
+            self.cors(&origin, &mut res);
+        }
+        res
+    }
+
+    async fn route<B>(&self, req: Request<B>) -> Result<Res, Reject>
+    where
+        B: http_body::Body,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let Some(path) = req
+            .uri()
+            .path()
+            .strip_prefix(self.inner.config.prefix.as_str())
+        else {
+            return Err(Reject::not_found());
+        };
+        let segments: Vec<&str> = path.split('/').collect();
+        let method = req.method().clone();
+        if method == Method::OPTIONS {
+            return self.preflight(&req);
+        }
+        let hub = &self.inner.hub;
+        match (segments.as_slice(), &method) {
+            (["clients"], &Method::POST) => self.issue(&req),
+            (["clients"], &Method::GET) => {
+                self.authorize(&req)?;
+                self.list(&req)
+            }
+            (["clients"], &Method::DELETE) => {
+                self.authorize(&req)?;
+                let mut clear = hub.clear();
+                sse_registry::drive(&mut clear, DEFAULT_SLICE).await;
+                Ok(empty(StatusCode::NO_CONTENT))
+            }
+            (["clients", id], &Method::DELETE) => {
+                let id = parse_id(id)?;
+                hub.remove(id).map_err(|_| Reject::unknown_client())?;
+                tracing::debug!(client = %id, "client removed");
+                Ok(empty(StatusCode::NO_CONTENT))
+            }
+            (["events", id], &Method::GET) => self.events(&req, id),
+            (["listen", id, key], &Method::PUT | &Method::DELETE) => self.listen(&method, id, key),
+            (["tasks", id, task], &Method::PUT) => self.task(id, task),
+            (["notify", key], &Method::POST) => {
+                self.authorize(&req)?;
+                let key = self.key(key)?;
+                self.publish(req, Target::Key(&key), Some(&key)).await
+            }
+            (["broadcast"], &Method::POST) => {
+                self.authorize(&req)?;
+                self.publish(req, Target::All, Some(&MESSAGE)).await
+            }
+            (["sweep"], &Method::POST) => {
+                self.authorize(&req)?;
+                let mut sweep = hub.sweep(Instant::now());
+                sse_registry::drive(&mut sweep, DEFAULT_SLICE).await;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({ "removed": sweep.removed() }),
+                ))
+            }
+            (route, _) => {
+                let allow = match route {
+                    ["clients"] => "GET, POST, DELETE, OPTIONS",
+                    ["clients", _] => "DELETE, OPTIONS",
+                    ["events", _] => "GET, OPTIONS",
+                    ["listen", _, _] => "PUT, DELETE, OPTIONS",
+                    ["tasks", _, _] => "PUT, OPTIONS",
+                    ["broadcast"] | ["sweep"] | ["notify", _] => "POST, OPTIONS",
+                    _ => return Err(Reject::not_found()),
+                };
+                let mut res = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+                res.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+                Ok(res)
+            }
+        }
+    }
+
+    fn issue<B>(&self, req: &Request<B>) -> Result<Res, Reject> {
+        let mut name = None;
+        for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+            if k == "name" {
+                name = Some(v.into_owned());
+            }
+        }
+        if let Some(name) = &name {
+            let max = self.inner.config.max_name_len;
+            if name.is_empty() || name.len() > max {
+                return Err(Reject::bad_request(format!(
+                    "name must be 1 to {max} bytes"
+                )));
+            }
+            if name.chars().any(char::is_control) {
+                return Err(Reject::bad_request(
+                    "name must not contain control characters",
+                ));
+            }
+        }
+        match self.inner.hub.issue(name.as_deref(), Instant::now()) {
+            Ok(id) => {
+                tracing::debug!(client = %id, "client issued");
+                let mut res = text(StatusCode::CREATED, &id.to_string());
+                res.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                Ok(res)
+            }
+            Err(HubError::Full) => Err(Reject::unavailable("too many clients")),
+            Err(_) => Err(Reject::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not issue an id",
+            )),
+        }
+    }
+
+    fn events<B>(&self, req: &Request<B>, id: &str) -> Result<Res, Reject> {
+        let id = parse_id(id)?;
+        if self.is_shutting_down() {
+            return Err(Reject::unavailable("shutting down"));
+        }
+        let last_event_id = match req.headers().get("last-event-id").map(HeaderValue::to_str) {
+            None => None,
+            Some(Ok(v)) => Some(v),
+            // Not ours: the hub answers an unresumable id with a reset.
+            Some(Err(_)) => Some("invalid"),
+        };
+        let stream = self
+            .inner
+            .hub
+            .attach(id, last_event_id, Instant::now())
+            .map_err(|_| Reject::unknown_client())?;
+        tracing::debug!(client = %id, resume = stream.resumes_after(), "stream opened");
+        let start = EventId::new(stream.resumes_after().to_string())
+            .unwrap_or_else(|_| EventId::from_static(""));
+        let retry = u64::try_from(self.inner.config.retry.as_millis()).unwrap_or(u64::MAX);
+        let client = id.to_string();
+        let greeting = Frame::new()
+            .retry(retry)
+            .event(&REGISTERED)
+            .id(&start)
+            .data(&client)
+            .encode();
+        let runtime = self.inner.runtime.clone();
+        let body = Body::events(greeting, stream, runtime, self.inner.config.keep_alive);
+        let mut res = Response::new(body);
+        let headers = res.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        Ok(res)
+    }
+
+    fn listen(&self, method: &Method, id: &str, key: &str) -> Result<Res, Reject> {
+        let id = parse_id(id)?;
+        let key = self.key(key)?;
+        let hub = &self.inner.hub;
+        let result = if method == Method::PUT {
+            hub.subscribe(id, &key)
+        } else {
+            hub.unsubscribe(id, &key)
+        };
+        match result {
+            Ok(_) => Ok(empty(StatusCode::NO_CONTENT)),
+            Err(HubError::TooManyKeys) => Err(Reject::bad_request(format!(
+                "at most {} keys per client",
+                hub.config().max_keys_per_client
+            ))),
+            Err(_) => Err(Reject::unknown_client()),
+        }
+    }
+
+    fn task(&self, id: &str, task_id: &str) -> Result<Res, Reject> {
+        let id = parse_id(id)?;
+        self.token(task_id, "task id")?;
+        let hub = &self.inner.hub;
+        let name = hub.name(id).map_err(|_| Reject::unknown_client())?;
+        let running = &self.inner.running_tasks;
+        if running.fetch_add(1, Ordering::AcqRel) >= self.inner.config.max_tasks {
+            running.fetch_sub(1, Ordering::AcqRel);
+            return Err(Reject::unavailable("too many tasks running"));
+        }
+        let task = Task {
+            client: id,
+            task_id: task_id.to_owned(),
+            name: name.map(|n| n.to_string()),
+            hub: hub.clone(),
+            runtime: self.inner.runtime.clone(),
+        };
+        let work = self.inner.tasks.run(task.clone_handle());
+        let running = running.clone();
+        self.inner.runtime.spawn(Box::pin(async move {
+            // Counts the task as done even if `work` panics and unwinds this future.
+            let _done = Decrement(running);
+            work.await;
+            let timestamp = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            let data = json!({
+                "id": task.client.to_string(),
+                "taskid": task.task_id,
+                "timestamp": timestamp,
+            });
+            task.hub
+                .send(task.target(), Some(&COMPLETED), &data.to_string())
+                .await;
+        }));
+        Ok(empty(StatusCode::ACCEPTED))
+    }
+
+    async fn publish<B>(
+        &self,
+        req: Request<B>,
+        target: Target<'_>,
+        event: Option<&EventName>,
+    ) -> Result<Res, Reject>
+    where
+        B: http_body::Body,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let max = self.inner.config.max_body;
+        let body = match Limited::new(req.into_body(), max).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+                let reason = format!("body larger than {max} bytes");
+                return Err(Reject::new(StatusCode::PAYLOAD_TOO_LARGE, reason));
+            }
+            Err(_) => return Err(Reject::bad_request("could not read the body")),
+        };
+        let data =
+            std::str::from_utf8(&body).map_err(|_| Reject::bad_request("body must be UTF-8"))?;
+        let (_, delivered) = self.inner.hub.send(target, event, data).await;
+        Ok(json_response(
+            StatusCode::ACCEPTED,
+            &json!({ "delivered": delivered }),
+        ))
+    }
+
+    fn list<B>(&self, req: &Request<B>) -> Result<Res, Reject> {
+        let (mut offset, mut limit) = (0, self.inner.config.max_list);
+        for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+            let n = v
+                .parse::<usize>()
+                .map_err(|_| Reject::bad_request("offset and limit must be numbers"))?;
+            match &*k {
+                "offset" => offset = n,
+                "limit" => limit = n.min(self.inner.config.max_list),
+                _ => {}
+            }
+        }
+        let (clients, next) = self.inner.hub.list(offset, limit);
+        let clients: Vec<_> = clients
+            .iter()
+            .map(|c| {
+                json!({
+                    "id": c.id.to_string(),
+                    "name": c.name.as_deref(),
+                    "keys": c.keys.iter().map(|k| &**k).collect::<Vec<_>>(),
+                    "attached": c.attached,
+                    "idle_ms": u64::try_from(c.idle.as_millis()).unwrap_or(u64::MAX),
+                })
+            })
+            .collect();
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({ "clients": clients, "next": next }),
+        ))
+    }
+
+    fn authorize<B>(&self, req: &Request<B>) -> Result<(), Reject> {
+        let Some(token) = &self.inner.config.admin_token else {
+            return Err(Reject::new(
+                StatusCode::FORBIDDEN,
+                "admin routes are disabled (no admin token configured)",
+            ));
+        };
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+        match given {
+            Some(given) if bool::from(given.ct_eq(token.as_bytes())) => Ok(()),
+            _ => Err(Reject::new(
+                StatusCode::UNAUTHORIZED,
+                "admin token required",
+            )),
+        }
+    }
+
+    /// A key from a path segment: a token of at most `max_key_len` bytes, not reserved.
+    fn key(&self, key: &str) -> Result<EventName, Reject> {
+        self.token(key, "key")?;
+        if RESERVED.contains(&key) {
+            return Err(Reject::bad_request(
+                "this key is an event name the protocol uses",
+            ));
+        }
+        EventName::new(key).map_err(|_| Reject::bad_request("invalid key"))
+    }
+
+    fn token(&self, value: &str, what: &str) -> Result<(), Reject> {
+        let max = self.inner.config.max_key_len;
+        if value.is_empty() || value.len() > max {
+            return Err(Reject::bad_request(format!(
+                "{what} must be 1 to {max} bytes"
+            )));
+        }
+        if !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:~".contains(&b))
+        {
+            return Err(Reject::bad_request(format!(
+                "{what} may contain only ASCII letters, digits and - _ . : ~"
+            )));
+        }
+        Ok(())
+    }
+
+    fn allowed_origin(&self, origin: &HeaderValue) -> bool {
+        let origins = &self.inner.config.cors_origins;
+        origins
+            .iter()
+            .any(|o| o == "*" || o.as_bytes() == origin.as_bytes())
+    }
+
+    fn cors(&self, origin: &HeaderValue, res: &mut Res) {
+        if !self.allowed_origin(origin) {
+            return;
+        }
+        let headers = res.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        headers.append(header::VARY, HeaderValue::from_static("origin"));
+    }
+
+    fn preflight<B>(&self, req: &Request<B>) -> Result<Res, Reject> {
+        match req.headers().get(header::ORIGIN) {
+            Some(origin) if self.allowed_origin(origin) => {
+                let mut res = empty(StatusCode::NO_CONTENT);
+                let headers = res.headers_mut();
+                headers.insert(
+                    header::ACCESS_CONTROL_ALLOW_METHODS,
+                    HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+                );
+                headers.insert(
+                    header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    HeaderValue::from_static("authorization, content-type, last-event-id"),
+                );
+                headers.insert(
+                    header::ACCESS_CONTROL_MAX_AGE,
+                    HeaderValue::from_static("600"),
+                );
+                Ok(res)
+            }
+            Some(_) => Err(Reject::new(StatusCode::FORBIDDEN, "origin not allowed")),
+            None => {
+                let mut res = empty(StatusCode::NO_CONTENT);
+                res.headers_mut().insert(
+                    header::ALLOW,
+                    HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+                );
+                Ok(res)
+            }
+        }
+    }
+}
+
+impl Task {
+    fn clone_handle(&self) -> Self {
+        Self {
+            client: self.client,
+            task_id: self.task_id.clone(),
+            name: self.name.clone(),
+            hub: self.hub.clone(),
+            runtime: self.runtime.clone(),
+        }
+    }
+}
+
+struct Decrement(Arc<AtomicUsize>);
+
+impl Drop for Decrement {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl<B> hyper::service::Service<Request<B>> for Sse
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    type Response = Res;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Res, Self::Error>> + Send>>;
+
+    fn call(&self, req: Request<B>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.handle(req).await) })
+    }
+}
+
+fn parse_id(id: &str) -> Result<ClientId, Reject> {
+    id.parse()
+        .map_err(|_| Reject::bad_request("malformed client id"))
+}
+
+/// A refused request: its status and a short reason for the body.
+#[derive(Debug)]
+struct Reject {
+    status: StatusCode,
+    reason: Cow<'static, str>,
+}
+
+impl Reject {
+    fn new(status: StatusCode, reason: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            status,
+            reason: reason.into(),
+        }
+    }
+
+    fn bad_request(reason: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, reason)
+    }
+
+    fn unavailable(reason: &'static str) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, reason)
+    }
+
+    fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not found")
+    }
+
+    fn unknown_client() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "unknown client id")
+    }
+
+    fn into_response(self) -> Res {
+        let mut res = text(self.status, &self.reason);
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}
+
+fn text(status: StatusCode, message: &str) -> Res {
+    let mut res = Response::new(Body::full(Bytes::copy_from_slice(message.as_bytes())));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+fn empty(status: StatusCode) -> Res {
+    let mut res = Response::new(Body::empty());
+    *res.status_mut() = status;
+    res
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Res {
+    let mut res = Response::new(Body::full(value.to_string()));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}

@@ -1,0 +1,683 @@
+//! The end-to-end suite: every route, status and runtime duty of the protocol over real
+//! loopback TCP. Written once; each runtime's test target includes it with `#[path]` and
+//! provides `start_server`.
+
+#![allow(unreachable_pub, dead_code)]
+
+pub mod client;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode};
+use sse_http::{Config, Sse, Task};
+
+use self::client::{Events, PATIENCE, Version, call, eventually};
+use super::start_server;
+
+pub const TOKEN: &str = "s3cret-admin-token";
+const BEARER: (&str, &str) = ("authorization", "Bearer s3cret-admin-token");
+
+/// A running server under test.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub sse: Sse,
+    stop: Option<Box<dyn FnOnce() -> bool + Send>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn new(
+        addr: SocketAddr,
+        sse: Sse,
+        stop: Box<dyn FnOnce() -> bool + Send>,
+        thread: JoinHandle<()>,
+    ) -> Self {
+        Self {
+            addr,
+            sse,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Signals shutdown and waits (boundedly) for the server to return.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop();
+        }
+        if let Some(thread) = self.thread.take() {
+            let deadline = Instant::now() + PATIENCE;
+            while !thread.is_finished() {
+                assert!(Instant::now() < deadline, "server did not stop in time");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            thread.join().expect("server thread");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.stop();
+        }
+    }
+}
+
+/// The application task used by the suite: two progress reports, then completion.
+pub async fn task_handler(task: Task) {
+    for step in 1..=2 {
+        task.sleep(Duration::from_millis(20)).await;
+        task.progress(&format!("{}:{step}/2", task.id())).await;
+    }
+}
+
+fn config() -> Config {
+    let mut config = Config::default();
+    config.admin_token = Some(TOKEN.into());
+    config
+}
+
+/// Runs the test's client side on a runtime of its own.
+fn run(f: impl Future<Output = ()>) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime")
+        .block_on(f);
+}
+
+async fn issue(addr: SocketAddr, name: Option<&str>) -> String {
+    let path = match name {
+        Some(name) => format!("/sse/clients?name={name}"),
+        None => "/sse/clients".into(),
+    };
+    let reply = call(addr, Method::POST, &path, &[], "").await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.body
+}
+
+async fn open(addr: SocketAddr, id: &str) -> Events {
+    let mut events = Events::open(addr, Version::H1, id, None).await;
+    assert_eq!(events.status, StatusCode::OK);
+    assert_eq!(events.expect("registered").await, id);
+    events
+}
+
+#[test]
+fn issue_and_open_a_stream() {
+    let server = start_server(config());
+    run(async {
+        let addr = server.addr;
+        let id = issue(addr, None).await;
+        assert!(id.parse::<sse_registry::ClientId>().is_ok(), "{id}");
+        let mut events = Events::open(addr, Version::H1, &id, None).await;
+        assert_eq!(events.status, StatusCode::OK);
+        assert_eq!(events.headers["content-type"], "text/event-stream");
+        assert_eq!(events.headers["cache-control"], "no-cache");
+        assert_eq!(events.headers["x-accel-buffering"], "no");
+        let (t, data, last_id) = events.next().await.expect("registered");
+        assert_eq!(
+            (t.as_str(), data.as_str(), last_id.as_str()),
+            ("registered", id.as_str(), "0")
+        );
+        let first = String::from_utf8_lossy(&events.raw).into_owned();
+        assert!(first.contains("\nretry: 2000\n"), "{first:?}");
+        // Every event frame carries an id.
+        let reply = call(addr, Method::POST, "/sse/broadcast", &[BEARER], "hello").await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED);
+        assert_eq!(reply.json()["delivered"], 1);
+        assert_eq!(
+            events.next().await,
+            Some(("message".into(), "hello".into(), "1".into()))
+        );
+    });
+}
+
+#[test]
+fn unknown_and_malformed_ids() {
+    let server = start_server(config());
+    run(async {
+        let addr = server.addr;
+        let stranger = "1b4e28ba-2fa1-41d2-883f-0016d3cca427";
+        for (method, path) in [
+            (Method::GET, format!("/sse/events/{stranger}")),
+            (Method::PUT, format!("/sse/listen/{stranger}/news")),
+            (Method::DELETE, format!("/sse/listen/{stranger}/news")),
+            (Method::PUT, format!("/sse/tasks/{stranger}/t1")),
+            (Method::DELETE, format!("/sse/clients/{stranger}")),
+        ] {
+            let reply = call(addr, method.clone(), &path, &[], "").await;
+            assert_eq!(reply.status, StatusCode::NOT_FOUND, "{method} {path}");
+        }
+        for path in [
+            "/sse/events/nope",
+            "/sse/events/1b4e28ba2fa141d2883f0016d3cca427",
+            "/sse/events/%00",
+        ] {
+            let reply = call(addr, Method::GET, path, &[], "").await;
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path}");
+            assert_eq!(reply.body, "malformed client id");
+        }
+        assert_eq!(
+            call(addr, Method::GET, "/elsewhere", &[], "").await.status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            call(addr, Method::GET, "/sse/nothing/here", &[], "")
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        let reply = call(addr, Method::PATCH, "/sse/broadcast", &[], "").await;
+        assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(reply.headers["allow"], "POST, OPTIONS");
+    });
+}
+
+#[test]
+fn listen_and_notify() {
+    let server = start_server(config());
+    run(async {
+        let addr = server.addr;
+        let id = issue(addr, None).await;
+        let other = issue(addr, None).await;
+        let mut events = open(addr, &id).await;
+        let mut others = open(addr, &other).await;
+        let put = call(
+            addr,
+            Method::PUT,
+            &format!("/sse/listen/{id}/news"),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(put.status, StatusCode::NO_CONTENT);
+        let reply = call(
+            addr,
+            Method::POST,
+            "/sse/notify/news",
+            &[BEARER],
+            "extra! extra!",
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED);
+        assert_eq!(reply.json()["delivered"], 1);
+        assert_eq!(events.expect("news").await, "extra! extra!");
+        let del = call(
+            addr,
+            Method::DELETE,
+            &format!("/sse/listen/{id}/news"),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(del.status, StatusCode::NO_CONTENT);
+        let reply = call(addr, Method::POST, "/sse/notify/news", &[BEARER], "nobody").await;
+        assert_eq!(reply.json()["delivered"], 0);
+        // A broadcast proves the earlier notify never reached the other client and the later
+        // one reached nobody: each stream's next event is the broadcast.
+        call(addr, Method::POST, "/sse/broadcast", &[BEARER], "all").await;
+        assert_eq!(events.expect("message").await, "all");
+        assert_eq!(others.expect("message").await, "all");
+    });
+}
+
+#[test]
+fn keys_are_validated() {
+    let mut config = config();
+    config.registry.max_keys_per_client = 2;
+    config.max_key_len = 8;
+    let server = start_server(config);
+    run(async {
+        let addr = server.addr;
+        let id = issue(addr, None).await;
+        for reserved in ["registered", "completed", "progress", "reset", "message"] {
+            let reply = call(
+                addr,
+                Method::PUT,
+                &format!("/sse/listen/{id}/{reserved}"),
+                &[],
+                "",
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{reserved}");
+            let reply = call(
+                addr,
+                Method::POST,
+                &format!("/sse/notify/{reserved}"),
+                &[BEARER],
+                "x",
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{reserved}");
+        }
+        for bad in ["toolongkey", "sp%20ace", "a%0Ab", "%E2%9C%93"] {
+            let reply = call(
+                addr,
+                Method::PUT,
+                &format!("/sse/listen/{id}/{bad}"),
+                &[],
+                "",
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+        for key in ["a", "b"] {
+            let reply = call(
+                addr,
+                Method::PUT,
+                &format!("/sse/listen/{id}/{key}"),
+                &[],
+                "",
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::NO_CONTENT);
+        }
+        let reply = call(addr, Method::PUT, &format!("/sse/listen/{id}/c"), &[], "").await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert!(reply.body.contains("at most 2 keys"), "{}", reply.body);
+    });
+}
+
+#[test]
+fn task_completion_reaches_every_tab_of_the_name() {
+    let server = start_server(config());
+    run(async {
+        let addr = server.addr;
+        let tab1 = issue(addr, Some("ann")).await;
+        let tab2 = issue(addr, Some("ann")).await;
+        let stranger = issue(addr, Some("bob")).await;
+        let mut e1 = open(addr, &tab1).await;
+        let mut e2 = open(addr, &tab2).await;
+        let mut e3 = open(addr, &stranger).await;
+        let reply = call(
+            addr,
+            Method::PUT,
+            &format!("/sse/tasks/{tab1}/job-1"),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED);
+        for events in [&mut e1, &mut e2] {
+            assert_eq!(events.expect("progress").await, "job-1:1/2");
+            assert_eq!(events.expect("progress").await, "job-1:2/2");
+            let done: serde_json::Value =
+                serde_json::from_str(&events.expect("completed").await).unwrap();
+            assert_eq!(done["id"], tab1.as_str());
+            assert_eq!(done["taskid"], "job-1");
+            assert!(done["timestamp"].as_u64().unwrap() > 1_600_000_000_000);
+        }
+        call(addr, Method::POST, "/sse/broadcast", &[BEARER], "fence").await;
+        assert_eq!(
+            e3.expect("message").await,
+            "fence",
+            "other names get nothing of the task"
+        );
+        // A client without a name gets its own completion.
+        let solo = issue(addr, None).await;
+        let mut e4 = open(addr, &solo).await;
+        call(addr, Method::PUT, &format!("/sse/tasks/{solo}/t"), &[], "").await;
+        e4.expect("progress").await;
+        e4.expect("progress").await;
+        e4.expect("completed").await;
+        let bad = call(
+            addr,
+            Method::PUT,
+            &format!("/sse/tasks/{solo}/bad%20id"),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    });
+}
+
+#[test]
+fn delete_client_ends_its_stream() {
+    let server = start_server(config());
+    run(async {
+        let addr = server.addr;
+        let id = issue(addr, None).await;
+        let mut events = open(addr, &id).await;
+        let reply = call(addr, Method::DELETE, &format!("/sse/clients/{id}"), &[], "").await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+        assert_eq!(events.next().await, None, "stream ended");
+        let reply = call(addr, Method::DELETE, &format!("/sse/clients/{id}"), &[], "").await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    });
+}
+
+#[test]
+fn admin_routes_need_the_token() {
+    let server = start_server(config());
+    let no_admin = start_server(Config::default());
+    run(async {
+        let addr = server.addr;
+        let id = issue(addr, Some("ann")).await;
+        let _events = open(addr, &id).await;
+        call(addr, Method::PUT, &format!("/sse/listen/{id}/k"), &[], "").await;
+        for (method, path) in [
+            (Method::GET, "/sse/clients"),
+            (Method::DELETE, "/sse/clients"),
+            (Method::POST, "/sse/sweep"),
+            (Method::POST, "/sse/broadcast"),
+            (Method::POST, "/sse/notify/k"),
+        ] {
+            let reply = call(addr, method.clone(), path, &[], "").await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            assert!(!reply.body.contains(&id));
+            let wrong = call(
+                addr,
+                method.clone(),
+                path,
+                &[("authorization", "Bearer s3cret-admin-tokeX")],
+                "",
+            )
+            .await;
+            assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            let off = call(no_admin.addr, method.clone(), path, &[BEARER], "").await;
+            assert_eq!(off.status, StatusCode::FORBIDDEN, "{method} {path}");
+        }
+        let list = call(addr, Method::GET, "/sse/clients", &[BEARER], "").await;
+        assert_eq!(list.status, StatusCode::OK);
+        let clients = &list.json()["clients"];
+        assert_eq!(clients[0]["id"], id.as_str());
+        assert_eq!(clients[0]["name"], "ann");
+        assert_eq!(clients[0]["keys"], serde_json::json!(["k"]));
+        assert_eq!(clients[0]["attached"], true);
+        let sweep = call(addr, Method::POST, "/sse/sweep", &[BEARER], "").await;
+        assert_eq!(
+            (sweep.status, sweep.json()["removed"].as_u64()),
+            (StatusCode::OK, Some(0))
+        );
+        let clear = call(addr, Method::DELETE, "/sse/clients", &[BEARER], "").await;
+        assert_eq!(clear.status, StatusCode::NO_CONTENT);
+        let list = call(addr, Method::GET, "/sse/clients", &[BEARER], "").await;
+        assert_eq!(list.json()["clients"], serde_json::json!([]));
+    });
+}
+
+#[test]
+fn reconnect_replaces_the_old_stream_and_replays() {
+    let server = start_server(config());
+    run(async {
+        let addr = server.addr;
+        let id = issue(addr, None).await;
+        let mut first = open(addr, &id).await;
+        call(addr, Method::POST, "/sse/broadcast", &[BEARER], "one").await;
+        let (_, _, seen) = first.next().await.unwrap();
+        call(addr, Method::POST, "/sse/broadcast", &[BEARER], "two").await;
+        call(addr, Method::POST, "/sse/broadcast", &[BEARER], "three").await;
+        // The browser reconnects with the last id it saw.
+        let mut second = Events::open(addr, Version::H1, &id, Some(&seen)).await;
+        let (t, _, resume) = second.next().await.unwrap();
+        assert_eq!((t.as_str(), resume.as_str()), ("registered", seen.as_str()));
+        assert_eq!(second.expect("message").await, "two");
+        assert_eq!(second.expect("message").await, "three");
+        // The old stream has been replaced: it ends (after what it had already been sent).
+        while first.next().await.is_some() {}
+        call(addr, Method::POST, "/sse/broadcast", &[BEARER], "four").await;
+        assert_eq!(second.expect("message").await, "four");
+        assert_eq!(server.sse.hub().stats().attached, 1);
+    });
+}
+
+#[test]
+fn a_too_old_last_event_id_gets_a_reset() {
+    let mut config = config();
+    config.registry.history_len = 2;
+    let server = start_server(config);
+    run(async {
+        let addr = server.addr;
+        let id = issue(addr, None).await;
+        for n in 0..4 {
+            call(
+                addr,
+                Method::POST,
+                "/sse/broadcast",
+                &[BEARER],
+                format!("m{n}"),
+            )
+            .await;
+        }
+        let mut events = Events::open(addr, Version::H1, &id, Some("1")).await;
+        events.expect("registered").await;
+        assert_eq!(events.expect("reset").await, "4");
+        let mut events = Events::open(addr, Version::H1, &id, Some("2")).await;
+        events.expect("registered").await;
+        assert_eq!(events.expect("message").await, "m2");
+        assert_eq!(events.expect("message").await, "m3");
+    });
+}
+
+#[test]
+fn idle_streams_get_keep_alive_comments() {
+    let mut config = config();
+    config.keep_alive = Duration::from_millis(100);
+    let server = start_server(config);
+    run(async {
+        let addr = server.addr;
+        let id = issue(addr, None).await;
+        let mut events = open(addr, &id).await;
+        assert!(
+            events.wait_for_raw(b"\n:\n").await,
+            "a keep-alive comment arrives"
+        );
+        // Comments are invisible to a parser: the next event is the next real one.
+        call(addr, Method::POST, "/sse/broadcast", &[BEARER], "after").await;
+        assert_eq!(events.expect("message").await, "after");
+    });
+}
+
+#[test]
+fn a_closed_connection_detaches_the_client() {
+    let server = start_server(config());
+    run(async {
+        let addr = server.addr;
+        let id = issue(addr, None).await;
+        let events = open(addr, &id).await;
+        let hub = server.sse.hub().clone();
+        assert_eq!(hub.stats().attached, 1);
+        drop(events); // closes the connection
+        eventually("the server notices the closed connection", || {
+            hub.stats().attached == 0
+        })
+        .await;
+        assert_eq!(
+            hub.stats().clients,
+            1,
+            "detached, not forgotten: it may reconnect"
+        );
+    });
+}
+
+#[test]
+fn graceful_shutdown_ends_open_streams() {
+    let mut server = start_server(config());
+    let addr = server.addr;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let client = std::thread::spawn(move || {
+        run(async move {
+            let id = issue(addr, None).await;
+            let mut a = open(addr, &id).await;
+            let id2 = issue(addr, None).await;
+            let mut b = Events::open(addr, Version::H2, &id2, None).await;
+            b.expect("registered").await;
+            tx.send(()).unwrap();
+            assert_eq!(a.next().await, None, "HTTP/1.1 stream ended by shutdown");
+            assert_eq!(b.next().await, None, "HTTP/2 stream ended by shutdown");
+        });
+    });
+    rx.recv_timeout(PATIENCE).expect("streams open");
+    server.stop(); // returns only once serve() has returned
+    client.join().expect("client saw clean ends");
+}
+
+#[test]
+fn limits_and_malformed_input() {
+    let mut config = config();
+    config.max_body = 16;
+    config.max_name_len = 5;
+    config.registry.max_clients = 3;
+    let server = start_server(config);
+    run(async {
+        let addr = server.addr;
+        let big = call(
+            addr,
+            Method::POST,
+            "/sse/broadcast",
+            &[BEARER],
+            "x".repeat(17),
+        )
+        .await;
+        assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE);
+        let ok = call(
+            addr,
+            Method::POST,
+            "/sse/broadcast",
+            &[BEARER],
+            "x".repeat(16),
+        )
+        .await;
+        assert_eq!(ok.status, StatusCode::ACCEPTED);
+        let bad = call(
+            addr,
+            Method::POST,
+            "/sse/broadcast",
+            &[BEARER],
+            &b"\xff\xfe"[..],
+        )
+        .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert_eq!(bad.body, "body must be UTF-8");
+        let long = call(addr, Method::POST, "/sse/clients?name=abcdef", &[], "").await;
+        assert_eq!(long.status, StatusCode::BAD_REQUEST);
+        let ctl = call(addr, Method::POST, "/sse/clients?name=a%0Ab", &[], "").await;
+        assert_eq!(ctl.status, StatusCode::BAD_REQUEST);
+        let named = call(
+            addr,
+            Method::POST,
+            "/sse/clients?name=%C3%A9t%C3%A9",
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(
+            named.status,
+            StatusCode::CREATED,
+            "percent-decoded UTF-8 names are fine"
+        );
+        issue(addr, None).await;
+        issue(addr, None).await;
+        let full = call(addr, Method::POST, "/sse/clients", &[], "").await;
+        assert_eq!(full.status, StatusCode::SERVICE_UNAVAILABLE);
+        // Injection attempts in data stay inside data.
+        let id = call(addr, Method::DELETE, "/sse/clients", &[BEARER], "").await;
+        assert_eq!(id.status, StatusCode::NO_CONTENT);
+        let id = issue(addr, None).await;
+        let mut events = open(addr, &id).await;
+        call(
+            addr,
+            Method::POST,
+            "/sse/broadcast",
+            &[BEARER],
+            "a\n\nevent: x",
+        )
+        .await;
+        assert_eq!(events.expect("message").await, "a\n\nevent: x");
+    });
+}
+
+#[test]
+fn cors_preflight_and_headers() {
+    let mut config = config();
+    config.cors_origins = vec!["http://app.example".into()];
+    let server = start_server(config);
+    run(async {
+        let addr = server.addr;
+        let origin = ("origin", "http://app.example");
+        let pre = call(
+            addr,
+            Method::OPTIONS,
+            "/sse/clients",
+            &[origin, ("access-control-request-method", "POST")],
+            "",
+        )
+        .await;
+        assert_eq!(pre.status, StatusCode::NO_CONTENT);
+        assert_eq!(
+            pre.headers["access-control-allow-origin"],
+            "http://app.example"
+        );
+        assert!(
+            pre.headers["access-control-allow-headers"]
+                .to_str()
+                .unwrap()
+                .contains("last-event-id")
+        );
+        let evil = call(
+            addr,
+            Method::OPTIONS,
+            "/sse/clients",
+            &[("origin", "http://evil.example")],
+            "",
+        )
+        .await;
+        assert_eq!(evil.status, StatusCode::FORBIDDEN);
+        let reply = call(addr, Method::POST, "/sse/clients", &[origin], "").await;
+        assert_eq!(
+            reply.headers["access-control-allow-origin"],
+            "http://app.example"
+        );
+        let reply = call(
+            addr,
+            Method::POST,
+            "/sse/clients",
+            &[("origin", "http://evil.example")],
+            "",
+        )
+        .await;
+        assert!(!reply.headers.contains_key("access-control-allow-origin"));
+    });
+}
+
+#[test]
+fn http2_prior_knowledge_streams() {
+    let server = start_server(config());
+    run(async {
+        let addr = server.addr;
+        let id = issue(addr, None).await;
+        let mut events = Events::open(addr, Version::H2, &id, None).await;
+        assert_eq!(events.status, StatusCode::OK);
+        assert_eq!(events.expect("registered").await, id);
+        call(addr, Method::POST, "/sse/broadcast", &[BEARER], "over h2").await;
+        assert_eq!(events.expect("message").await, "over h2");
+    });
+}
+
+#[test]
+fn the_sweeper_forgets_clients_that_never_come_back() {
+    let mut config = config();
+    config.sweep_interval = Duration::from_millis(50);
+    config.registry.grace = Duration::from_millis(100);
+    config.registry.unattached_ttl = Duration::from_millis(100);
+    let server = start_server(config);
+    run(async {
+        let addr = server.addr;
+        let never = issue(addr, None).await;
+        let gone = issue(addr, None).await;
+        drop(open(addr, &gone).await);
+        let hub = server.sse.hub().clone();
+        eventually("both swept", || hub.stats().clients == 0).await;
+        assert!(hub.stats().swept >= 2);
+        for id in [never, gone] {
+            let reply = call(addr, Method::GET, &format!("/sse/events/{id}"), &[], "").await;
+            assert_eq!(reply.status, StatusCode::NOT_FOUND);
+        }
+    });
+}
