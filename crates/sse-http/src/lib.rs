@@ -8,6 +8,7 @@
 //!
 //! | route | does | answers |
 //! |---|---|---|
+//! | `GET /sse/client.js` | the browser client module ([`CLIENT_JS`]) | `200` `text/javascript` |
 //! | `POST /sse/clients[?name=N]` | issues a client id, optionally with a name | `201`, the id as text |
 //! | `GET /sse/events/{id}` | opens the stream (replacing an older one); honours `Last-Event-ID` | `200` `text/event-stream`; the first event is `registered` with the id |
 //! | `PUT`/`DELETE /sse/listen/{id}/{key}` | subscribes / unsubscribes | `204` |
@@ -58,4 +59,6 @@ mod service;
 pub use body::Body;
 pub use config::Config;
 pub use runtime::{BoxFuture, HyperRuntime, Runtime};
-pub use service::{COMPLETED, MESSAGE, PROGRESS, REGISTERED, RESERVED, Sse, Task, TaskHandler};
+pub use service::{
+    CLIENT_JS, COMPLETED, MESSAGE, PROGRESS, REGISTERED, RESERVED, Sse, Task, TaskHandler,
+};

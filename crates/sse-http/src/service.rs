@@ -30,6 +30,10 @@ pub const COMPLETED: EventName = EventName::from_static("completed");
 /// The event type of admin broadcasts.
 pub const MESSAGE: EventName = EventName::from_static("message");
 
+/// The browser client module, served at `{prefix}client.js`: an ES module exporting
+/// `SseClient` (see its source for the API).
+pub const CLIENT_JS: &str = include_str!("client.js");
+
 /// Event names the protocol itself uses, which therefore cannot be keys.
 pub const RESERVED: [&str; 5] = ["registered", "completed", "progress", "reset", "message"];
 
@@ -236,6 +240,16 @@ impl Sse {
         }
         let hub = &self.inner.hub;
         match (segments.as_slice(), &method) {
+            (["client.js"], &Method::GET | &Method::HEAD) => {
+                let mut res = Response::new(Body::full(Bytes::from_static(CLIENT_JS.as_bytes())));
+                let headers = res.headers_mut();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/javascript; charset=utf-8"),
+                );
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                Ok(res)
+            }
             (["clients"], &Method::POST) => self.issue(&req),
             (["clients"], &Method::GET) => {
                 self.authorize(&req)?;
@@ -276,6 +290,7 @@ impl Sse {
             }
             (route, _) => {
                 let allow = match route {
+                    ["client.js"] => "GET, HEAD, OPTIONS",
                     ["clients"] => "GET, POST, DELETE, OPTIONS",
                     ["clients", _] => "DELETE, OPTIONS",
                     ["events", _] => "GET, OPTIONS",

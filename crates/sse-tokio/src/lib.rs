@@ -18,6 +18,9 @@ use std::future::Future;
 use std::io;
 use std::time::Duration;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -42,6 +45,25 @@ pub async fn serve(
     sse: Sse,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    serve_app(listener, sse.clone(), sse, shutdown).await
+}
+
+/// Like [`serve`], but connections are answered by `app`, an application service that hands
+/// the protocol's requests to `sse` (with [`Sse::handle`]) and answers others itself.
+pub async fn serve_app<S, B>(
+    listener: TcpListener,
+    sse: Sse,
+    app: S,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let sweeper = tokio::spawn(sse.clone().sweeper());
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -53,7 +75,7 @@ pub async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), sse.clone());
+                    let conn = builder.serve_connection(TokioIo::new(stream), app.clone());
                     let conn = graceful.watch(conn.into_owned());
                     tokio::spawn(async move {
                         if let Err(err) = conn.await {

@@ -1,0 +1,104 @@
+//! Run with: `cargo run --release --bin demo -- --listen 127.0.0.1:8080 --admin-token TOKEN`
+//!
+//! The demo server: the SSE protocol on the in-memory registry, and at `/` a page that submits
+//! long tasks and shows their progress and completion in every tab of the same name, subscribes
+//! to keys, and logs every event. The admin token may also come from `SSE_ADMIN_TOKEN`; without
+//! one, the admin routes are off.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use sse_http::{Body, Config, Sse, Task};
+
+/// The page at `/`.
+const PAGE: &str = include_str!("../../demo/index.html");
+
+#[derive(Debug, Parser)]
+#[command(about = "The sse demo server")]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Bearer token of the admin routes (off without one).
+    #[arg(long, env = "SSE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// How long one step of the demo task takes, in milliseconds (a task has 10 steps).
+    #[arg(long, default_value_t = 400)]
+    step_ms: u64,
+}
+
+/// The application's task, written as a user of the library writes theirs: ten steps of work,
+/// each reported as progress; returning completes it.
+async fn long_task(task: Task, step: Duration) {
+    const STEPS: u32 = 10;
+    for n in 1..=STEPS {
+        task.sleep(step).await;
+        let progress = serde_json::json!({ "taskid": task.id(), "step": n, "of": STEPS });
+        task.progress(&progress.to_string()).await;
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let mut config = Config::default();
+    config.admin_token = args.admin_token.filter(|t| !t.is_empty());
+    if config.admin_token.is_none() {
+        tracing::info!("no admin token: admin routes are off");
+    }
+    let step = Duration::from_millis(args.step_ms);
+    let tasks = move |task: Task| long_task(task, step);
+    tokio::runtime::Runtime::new()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        println!("demo: open http://{}/", listener.local_addr()?);
+        let sse = sse_tokio::service(config, tasks);
+        let app = app(sse.clone());
+        sse_tokio::serve_app(listener, sse, app, async {
+            tokio::signal::ctrl_c().await.ok();
+        })
+        .await
+    })
+}
+
+/// The page at `/`, the protocol under its prefix.
+fn app(
+    sse: Sse,
+) -> impl hyper::service::Service<
+    Request<hyper::body::Incoming>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<Body>, Infallible>> + Send,
+> + Clone
++ Send
++ Sync
++ 'static {
+    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let sse = sse.clone();
+        async move {
+            Ok(match req.uri().path() {
+                "/" | "/index.html" => {
+                    let mut res = Response::new(Body::full(PAGE));
+                    res.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/html; charset=utf-8"),
+                    );
+                    res
+                }
+                "/favicon.ico" => {
+                    let mut res = Response::new(Body::empty());
+                    *res.status_mut() = StatusCode::NO_CONTENT;
+                    res
+                }
+                _ => sse.handle(req).await,
+            })
+        }
+    })
+}
