@@ -54,11 +54,13 @@
 mod body;
 mod config;
 mod runtime;
+mod serve;
 mod service;
 
 pub use body::Body;
 pub use config::Config;
 pub use runtime::{BoxFuture, HyperRuntime, Runtime};
+pub use serve::{Listener, serve_app};
 pub use service::{
     CLIENT_JS, COMPLETED, MESSAGE, PROGRESS, REGISTERED, RESERVED, Sse, Task, TaskHandler,
 };

@@ -1,6 +1,7 @@
-//! Serve the server-sent events protocol ([`sse_http`]) on tokio: the accept loop, HTTP/1.1
-//! and HTTP/2 (h2c) through hyper-util, the periodic sweeper, and graceful shutdown that ends
-//! every open stream first (so SSE streams never hold a shutdown up).
+//! Serve the server-sent events protocol ([`sse_http`]) on tokio: a TCP listener, hyper-util's
+//! tokio executor and timer, and `tokio::spawn`. Everything else (the accept loop, HTTP/1.1 and
+//! h2c, the sweeper, graceful shutdown that ends every open stream first) is
+//! [`sse_http::serve_app`], shared with the other adapters.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -12,20 +13,17 @@
 //!
 //! To mount the protocol in an existing hyper or axum application instead, build the service
 //! with [`service`], spawn [`Sse::sweeper`] once, and route requests under the prefix to
-//! [`Sse::handle`] (see `examples/axum_mount.rs`).
+//! [`Sse::handle`] (see `examples/examples/axum_mount.rs`).
 
 use std::future::Future;
 use std::io;
-use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 pub use sse_http::{Config, Sse, Task, TaskHandler};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// The protocol layer's runtime, on tokio.
 pub fn runtime() -> sse_http::HyperRuntime<TokioExecutor, TokioTimer> {
@@ -37,9 +35,8 @@ pub fn service(config: Config, tasks: impl TaskHandler) -> Sse {
     Sse::new(config, runtime(), tasks)
 }
 
-/// Serves `sse` on `listener` until `shutdown` completes, then shuts down gracefully: stops
-/// accepting, ends every open stream, and waits up to [`Config::shutdown_timeout`] for the
-/// connections to finish. Also runs the service's stale sweeper.
+/// Serves `sse` on `listener` until `shutdown` completes, then shuts down gracefully (see
+/// [`sse_http::serve_app`]). Must run inside a tokio runtime.
 pub async fn serve(
     listener: TcpListener,
     sse: Sse,
@@ -64,42 +61,18 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let sweeper = tokio::spawn(sse.clone().sweeper());
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new());
-    tracing::info!(addr = ?listener.local_addr()?, "serving server-sent events");
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), app.clone());
-                    let conn = graceful.watch(conn.into_owned());
-                    tokio::spawn(async move {
-                        if let Err(err) = conn.await {
-                            tracing::debug!(%err, "connection ended with an error");
-                        }
-                    });
-                }
-                Err(err) => {
-                    // Out of file descriptors, say: back off instead of spinning.
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            () = &mut shutdown => break,
-        }
+    tracing::info!(addr = ?listener.local_addr()?, "serving server-sent events on tokio");
+    let (executor, timer) = (TokioExecutor::new(), TokioTimer::new());
+    sse_http::serve_app(Tcp(listener), executor, timer, sse, app, shutdown).await
+}
+
+struct Tcp(TcpListener);
+
+impl sse_http::Listener for Tcp {
+    type Io = TokioIo<TcpStream>;
+
+    async fn accept(&mut self) -> io::Result<Self::Io> {
+        let (stream, _peer) = self.0.accept().await?;
+        Ok(TokioIo::new(stream))
     }
-    drop(listener);
-    sse.shutdown().await;
-    if tokio::time::timeout(sse.config().shutdown_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after the shutdown timeout; dropping them");
-    }
-    sweeper.abort();
-    Ok(())
 }
