@@ -161,6 +161,8 @@ struct KeyEntry {
     members: Vec<u32>,
     /// The highest sequence number of a frame for this key dropped from the shared history.
     evicted_upto: u64,
+    /// The sequence number of the last frame published to this key.
+    last_seq: u64,
 }
 
 struct Shared {
@@ -240,7 +242,7 @@ struct Sub {
 struct Evicted {
     /// Of broadcast frames.
     all: u64,
-    /// Of key frames whose key had no subscriber left.
+    /// Of key frames whose key had no subscriber left (including those of removed entries).
     unsubscribed: u64,
 }
 
@@ -458,9 +460,13 @@ impl Hub {
             Some((k, _)) => k.clone(),
             None => Arc::from(key.as_str()),
         };
+        // A new entry inherits the evictions counted while the key had no entry: frames of an
+        // ended subscription to it may have been among them.
+        let evicted_upto = state.evicted.unsubscribed;
         let entry = state.keys.entry(interned.clone()).or_insert(KeyEntry {
             members: Vec::new(),
-            evicted_upto: 0,
+            evicted_upto,
+            last_seq: 0,
         });
         entry.members.push(slot);
         client.keys.push(Sub {
@@ -473,9 +479,13 @@ impl Hub {
 
     /// Unsubscribes a client from a key; returns `false` if it was not subscribed.
     pub fn unsubscribe(&self, id: ClientId, key: &EventName) -> Result<bool, Error> {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let slot = *state.by_id.get(&id).ok_or(Error::UnknownClient)?;
-        let head = state.seq;
+        let last = state
+            .keys
+            .get(key.as_str())
+            .map_or(0, |entry| entry.last_seq);
         let client = &mut state.clients[slot as usize];
         let Some(at) = client
             .keys
@@ -484,14 +494,24 @@ impl Hub {
         else {
             return Ok(false);
         };
-        // Events published while subscribed and not yet read are still the client's.
+        // Events published while subscribed and not yet read are still the client's. The
+        // subscription ends at the last of them, so that later frames for the key (and their
+        // eviction) are not taken for its own.
         let key = client.keys[at].key.clone();
-        if client.cursor >= head {
+        let waker = if last <= client.keys[at].since || client.cursor >= last {
             client.keys.swap_remove(at);
+            None
         } else {
-            client.keys[at].until = head;
-        }
+            client.keys[at].until = last;
+            // A publish's `Wake` visits the key's members when it is stepped, and the client
+            // is no longer one: wake its stream here so that it reads these frames.
+            client.waker.take()
+        };
         state.leave_key(&key, slot);
+        drop(guard);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
         Ok(true)
     }
 
@@ -541,6 +561,9 @@ impl Hub {
                     };
                 };
                 let (interned, count) = (interned.clone(), entry.members.len());
+                if let Some(entry) = state.keys.get_mut(&interned) {
+                    entry.last_seq = seq;
+                }
                 state.append_shared(seq, Some(interned.clone()), frame, &self.inner.config);
                 (
                     count,
@@ -815,6 +838,8 @@ impl State {
                 entry.members.swap_remove(at);
             }
             if entry.members.is_empty() {
+                // Its evictions are counted with those of keys without an entry from now on.
+                self.evicted.unsubscribed = self.evicted.unsubscribed.max(entry.evicted_upto);
                 self.keys.remove(key);
             }
         }
