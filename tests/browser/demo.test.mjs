@@ -18,6 +18,8 @@ import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const DEMO_BIN = process.env.DEMO_BIN;
+/** The runtime the demo serves on (`--runtime`): tokio (the default) or smol. */
+const DEMO_RUNTIME = process.env.DEMO_RUNTIME || 'tokio';
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const OUTPUT = path.join(here, 'output');
 const TOKEN = 'browser-test-' + Math.random().toString(36).slice(2);
@@ -86,7 +88,7 @@ function freePort() {
 async function startDemo(port) {
   const child = spawn(
     DEMO_BIN,
-    ['--listen', `127.0.0.1:${port}`, '--admin-token', TOKEN, '--step-ms', '100'],
+    ['--listen', `127.0.0.1:${port}`, '--admin-token', TOKEN, '--step-ms', '100', '--runtime', DEMO_RUNTIME],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } },
   );
   track(child, false);
@@ -353,7 +355,7 @@ describe('demo page in headless Chromium', { timeout: 120000 }, () => {
       const n = Number(document.querySelector('#progress').getAttribute('aria-valuenow'));
       return n >= 4 && n < 10;
     });
-    await alice1.screenshot({ path: path.join(OUTPUT, 'demo-task.png'), fullPage: true });
+    await alice1.screenshot({ path: path.join(OUTPUT, `demo-task-${DEMO_RUNTIME}.png`), fullPage: true });
     const shown = await progressOf(alice1);
     assert.ok(shown < 10, `the screenshot is taken during the task (now at step ${shown})`);
     await expectText(alice1, '#completed', 'Completed');

@@ -49,5 +49,8 @@ else
 fi
 export DEMO_BIN
 
-step "node --test (headless Chromium)"
-node --test demo.test.mjs
+# The same test against each runtime the demo can serve on.
+for runtime in ${DEMO_RUNTIMES:-tokio smol}; do
+  step "node --test (headless Chromium, demo on $runtime)"
+  DEMO_RUNTIME="$runtime" node --test demo.test.mjs
+done

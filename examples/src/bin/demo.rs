@@ -1,4 +1,5 @@
 //! Run with: `cargo run --release --bin demo -- --listen 127.0.0.1:8080 --admin-token TOKEN`
+//! (add `--runtime smol` to serve on smol instead of tokio)
 //!
 //! The demo server: the SSE protocol on the in-memory registry, and at `/` a page that submits
 //! long tasks and shows their progress and completion in every tab of the same name, subscribes
@@ -28,6 +29,18 @@ struct Args {
     /// How long one step of the demo task takes, in milliseconds (a task has 10 steps).
     #[arg(long, default_value_t = 400)]
     step_ms: u64,
+    /// The async runtime to serve on.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Tokio)]
+    runtime: RuntimeKind,
+}
+
+/// The runtimes the demo can serve on.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RuntimeKind {
+    /// tokio, through `sse-tokio`.
+    Tokio,
+    /// smol and async-io, through `sse-smol`.
+    Smol,
 }
 
 /// The application's task, written as a user of the library writes theirs: ten steps of work,
@@ -56,16 +69,43 @@ fn main() -> std::io::Result<()> {
     }
     let step = Duration::from_millis(args.step_ms);
     let tasks = move |task: Task| long_task(task, step);
-    tokio::runtime::Runtime::new()?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen).await?;
-        println!("demo: open http://{}/", listener.local_addr()?);
-        let sse = sse_tokio::service(config, tasks);
-        let app = app(sse.clone());
-        sse_tokio::serve_app(listener, sse, app, async {
-            tokio::signal::ctrl_c().await.ok();
-        })
-        .await
-    })
+    match args.runtime {
+        RuntimeKind::Tokio => tokio::runtime::Runtime::new()?.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(args.listen).await?;
+            println!("demo (tokio): open http://{}/", listener.local_addr()?);
+            let sse = sse_tokio::service(config, tasks);
+            let shutdown = async {
+                tokio::signal::ctrl_c().await.ok();
+            };
+            sse_tokio::serve_app(listener, sse.clone(), app(sse), shutdown).await
+        }),
+        RuntimeKind::Smol => {
+            let ex: sse_smol::Ex = std::sync::Arc::new(smol::Executor::new());
+            let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+            ctrlc::set_handler(move || {
+                let _ = stop_tx.try_send(());
+            })
+            .map_err(std::io::Error::other)?;
+            // One thread besides this one runs the executor too, as tokio's default would.
+            let (done_tx, done_rx) = smol::channel::bounded::<()>(1);
+            let helper = {
+                let ex = ex.clone();
+                std::thread::spawn(move || smol::block_on(ex.run(done_rx.recv())))
+            };
+            let served = smol::block_on(ex.run(async {
+                let listener = smol::net::TcpListener::bind(args.listen).await?;
+                println!("demo (smol): open http://{}/", listener.local_addr()?);
+                let sse = sse_smol::service(&ex, config, tasks);
+                let shutdown = async {
+                    stop_rx.recv().await.ok();
+                };
+                sse_smol::serve_app(&ex, listener, sse.clone(), app(sse), shutdown).await
+            }));
+            drop(done_tx);
+            let _ = helper.join();
+            served
+        }
+    }
 }
 
 /// The page at `/`, the protocol under its prefix.
