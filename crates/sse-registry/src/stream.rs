@@ -35,9 +35,12 @@ impl ClientStream {
     }
 
     /// The sequence number the stream resumes after: the `Last-Event-ID` it was attached with
-    /// when its replay is possible, the current sequence number otherwise. A server that writes
-    /// a greeting frame before the stream's frames gives it this id, so that a client that
-    /// reconnects right after the greeting resumes at the same point.
+    /// when it replays from there; otherwise the sequence number current at the attach, as the
+    /// stream starts at the present: attached without a `Last-Event-ID`, or known at the attach
+    /// to start with a [`RESET`](crate::RESET) (an id it cannot be resumed from, or a client that
+    /// had fallen behind, for example by filling its queue, and not read its reset yet). A server
+    /// that writes a greeting frame before the stream's frames gives it this id, so that a client
+    /// that reconnects right after the greeting resumes at the same point.
     pub fn resumes_after(&self) -> u64 {
         self.start
     }

@@ -24,7 +24,8 @@ pub enum Progress {
 
 /// Work done in bounded steps.
 pub trait Slice {
-    /// Does at most `budget` units of work (clients visited).
+    /// Does at most `budget` units of work (clients visited; a [`Sweep`](crate::Sweep) counts a
+    /// client it removes as 16), and always some: a budget too small for one unit does one.
     fn step(&mut self, budget: usize) -> Progress;
 }
 

@@ -207,16 +207,25 @@ fn key_subscribers_get_only_events_after_they_subscribed() {
     assert!(hub.subscribe(id, &key).unwrap());
     assert!(!hub.subscribe(id, &key).unwrap(), "already subscribed");
     assert_eq!(hub.publish(Target::Key(&key), None, "during").recipients, 1);
+    assert_eq!(
+        datas(&drain(&mut stream)),
+        ["during"],
+        "read while subscribed"
+    );
+    drop(hub.publish(Target::Key(&key), None, "unread"));
     assert!(hub.unsubscribe(id, &key).unwrap());
     assert!(!hub.unsubscribe(id, &key).unwrap());
-    drop(hub.publish(Target::Key(&key), None, "after"));
-    // Published while subscribed, read after unsubscribing: still delivered.
-    assert_eq!(datas(&drain(&mut stream)), ["during"]);
+    assert_eq!(hub.publish(Target::Key(&key), None, "after").recipients, 0);
+    // Published while subscribed but not read before unsubscribing: no longer delivered, and
+    // subscribing again does not bring it back.
     assert!(hub.subscribe(id, &key).unwrap());
+    assert_eq!(drain(&mut stream), [], "nothing, and no reset");
     drop(hub.publish(Target::Key(&key), None, "again"));
-    assert!(hub.unsubscribe(id, &key).unwrap());
     assert_eq!(datas(&drain(&mut stream)), ["again"]);
+    assert!(hub.unsubscribe(id, &key).unwrap());
     assert_eq!(hub.stats().keys, 0);
+    assert_eq!(hub.stats().subscriptions, 0);
+    assert_eq!(hub.stats().lagged, 0);
 }
 
 #[test]
@@ -330,4 +339,111 @@ fn list_pages_and_reports_state() {
     assert!(all[1].attached && !all[0].attached);
     assert_eq!(all[0].idle, Duration::from_secs(2));
     assert_eq!(all[1].idle, Duration::ZERO);
+}
+
+#[test]
+fn lagged_counts_resets_delivered() {
+    let hub = small(4, 2);
+    let t0 = Instant::now();
+    let id = hub.issue(None, t0).unwrap();
+    drop(hub.attach(id, None, t0).unwrap());
+    // Unusable ids, attached again and again without reading: one reset is due, none delivered.
+    for bad in ["garbage", "99", "garbage"] {
+        let stream = hub.attach(id, Some(bad), t0).unwrap();
+        assert_eq!(stream.resumes_after(), 0);
+    }
+    assert_eq!(hub.stats().lagged, 0, "no reset delivered yet");
+    let mut stream = hub.attach(id, Some("junk"), t0).unwrap();
+    assert_eq!(
+        drain(&mut stream),
+        [("reset".into(), "0".into(), "0".into())]
+    );
+    assert_eq!(hub.stats().lagged, 1, "one reset delivered");
+    // A slow consumer (its queue overflows twice) that then reattaches with an unusable id
+    // still gets one reset, counted once.
+    for n in 1..=4 {
+        drop(hub.publish(Target::Client(id), None, &format!("c{n}")));
+    }
+    drop(stream);
+    let mut stream = hub.attach(id, Some("junk"), t0).unwrap();
+    assert_eq!(
+        drain(&mut stream),
+        [("reset".into(), "4".into(), "4".into())]
+    );
+    assert_eq!(hub.stats().lagged, 2);
+    // Falling behind the shared history, found when polling, is counted when delivered too.
+    for n in 5..=9 {
+        drop(hub.publish(Target::All, None, &format!("a{n}")));
+    }
+    assert_eq!(hub.stats().lagged, 2);
+    assert_eq!(
+        drain(&mut stream),
+        [("reset".into(), "9".into(), "9".into())]
+    );
+    assert_eq!(hub.stats().lagged, 3);
+}
+
+#[test]
+fn a_stream_that_starts_with_a_reset_resumes_after_the_head() {
+    let hub = small(64, 2);
+    let t0 = Instant::now();
+    let id = hub.issue(None, t0).unwrap();
+    let mut stream = hub.attach(id, None, t0).unwrap();
+    drop(hub.publish(Target::All, None, "a1"));
+    assert_eq!(datas(&drain(&mut stream)), ["a1"]);
+    // Resumable: the stream resumes after the Last-Event-ID.
+    drop(hub.publish(Target::All, None, "a2"));
+    let mut stream = hub.attach(id, Some("1"), t0).unwrap();
+    assert_eq!(stream.resumes_after(), 1);
+    assert_eq!(datas(&drain(&mut stream)), ["a2"]);
+    // Its queue overflows before it reads: it lags, and the history still holds everything
+    // after its Last-Event-ID, yet it must start with a reset, at the head.
+    for n in 3..=5 {
+        drop(hub.publish(Target::Client(id), None, &format!("c{n}")));
+    }
+    let mut stream = hub.attach(id, Some("2"), t0).unwrap();
+    assert_eq!(stream.resumes_after(), 5, "a reset starts at the present");
+    assert_eq!(
+        drain(&mut stream),
+        [("reset".into(), "5".into(), "5".into())]
+    );
+    // The same without a Last-Event-ID, and with an unusable one.
+    for n in 6..=8 {
+        drop(hub.publish(Target::Client(id), None, &format!("c{n}")));
+    }
+    assert_eq!(hub.attach(id, Some("5"), t0).unwrap().resumes_after(), 8);
+    assert_eq!(hub.attach(id, None, t0).unwrap().resumes_after(), 8);
+    assert_eq!(hub.attach(id, Some("9"), t0).unwrap().resumes_after(), 8);
+}
+
+#[test]
+fn a_sweep_step_counts_a_removal_as_16_visits() {
+    let hub = Hub::default();
+    let t0 = Instant::now();
+    let ids: Vec<_> = (0..40).map(|_| hub.issue(None, t0).unwrap()).collect();
+    let _kept = hub.attach(ids[0], None, t0).unwrap();
+    let later = t0 + Duration::from_secs(3600);
+    // Nothing stale yet: one step of 64 scans all 40 (and any spare slots up to 64).
+    let mut sweep = hub.sweep(t0);
+    assert_eq!(sweep.step(64), Progress::Done);
+    // Client 0 stays (1 unit), then 16 units a removal: 3 fit in a budget of 64 after it, 4 in
+    // each later step.
+    let mut sweep = hub.sweep(later);
+    assert_eq!(sweep.step(64), Progress::More);
+    assert_eq!(sweep.removed(), 3);
+    assert_eq!(sweep.step(64), Progress::More);
+    assert_eq!(sweep.removed(), 7);
+    // A budget under 16 still removes one client a step.
+    assert_eq!(sweep.step(1), Progress::More);
+    assert_eq!(sweep.removed(), 8);
+    let mut steps = 0;
+    while sweep.step(64) == Progress::More {
+        steps += 1;
+    }
+    assert_eq!(sweep.removed(), 39);
+    assert!(
+        steps >= 7,
+        "31 removals at 4 a step took {steps} more steps"
+    );
+    assert_eq!(hub.stats().clients, 1);
 }

@@ -10,15 +10,25 @@
 //!
 //! What the model requires of each client, across all of its successive streams:
 //! * every frame it gets is an event addressed to it while it existed (to it, to its name, to
-//!   everyone, or to a key it was subscribed to when the event was published), with that event's
-//!   id, type and data, in strictly increasing id order: never twice, never out of order;
-//! * when its stream has nothing more to give (`Pending`), every event addressed to it has been
+//!   everyone, or to a key it was subscribed to when the event was published **and still is**
+//!   when it reads it), with that event's id, type and data, in strictly increasing id order:
+//!   never twice, never out of order. Unsubscribing takes effect at once: the key's events the
+//!   client has not read stop being due (and must not be delivered, nor replayed on a resume;
+//!   subscribing again does not bring them back);
+//! * when its stream has nothing more to give (`Pending`), every event due to it has been
 //!   given, unless a fresh attach (no `Last-Event-ID`) skipped it: such an attach starts at the
-//!   present for the shared history (events queued for the client alone are kept);
+//!   present for the shared history (events queued for the client alone are kept), and a later
+//!   resume from before a skipped event makes it due again (a key event only if its
+//!   subscription still stands, which the model ensures by forgetting the key's unread events
+//!   when the client unsubscribes);
 //! * an event may be skipped only by a `reset` event, and a reset is allowed only when the model
-//!   knows an event addressed to the client was dropped before it read it (evicted from a
-//!   `history_len` history, or refused by a full `queue_capacity` queue). Configurations are
-//!   sometimes tiny, to exercise resets, and sometimes large, where a reset is a failure;
+//!   knows an event due to the client was dropped before it read it (evicted from a
+//!   `history_len` history, or refused by a full `queue_capacity` queue), or the client had
+//!   fallen behind (a refused event, or an attach found due events dropped) and not read its
+//!   reset yet. Configurations are sometimes tiny, to exercise resets, and sometimes large,
+//!   where a reset is a failure. `Stats::lagged` counts exactly the resets delivered;
+//! * `Stats::subscriptions` is exactly the number of current subscriptions: the hub keeps
+//!   nothing for a subscription once it has ended, however the client reads;
 //! * streams that were replaced or whose client was removed, swept or cleared end, and a stream
 //!   that returned `Pending` is never found ready (a frame or its end) without having been woken,
 //!   once every publish's wake cursor has been driven.
@@ -242,10 +252,9 @@ struct Ev {
     skipped: bool,
     /// Dropped by the hub (history eviction or full queue): only a reset may stand for it.
     lost: bool,
-    /// May be given or not (see `Model::apply` for `Op::Attach`).
-    optional: bool,
-    /// The key and the start of the subscription it was addressed through, if any.
-    sub: Option<(usize, u64)>,
+    /// The key it was addressed through, if any. The client is subscribed to it, by the same
+    /// subscription as when the event was published: unsubscribing forgets the key's events.
+    key: Option<usize>,
     data: String,
     named: bool,
 }
@@ -261,6 +270,7 @@ struct ModelClient {
     /// The hub will give this client a reset before anything else, and drops what is queued
     /// for it until then.
     lagged: bool,
+    /// Events due to it (or skipped by a fresh attach) that it has not read.
     addressed: BTreeMap<u64, Ev>,
     last_read: Option<u64>,
     current: Option<TestStream>,
@@ -269,7 +279,7 @@ struct ModelClient {
 impl Ev {
     /// The client must get it (or a reset) before anything after it.
     fn due(&self) -> bool {
-        !self.skipped && !self.optional
+        !self.skipped
     }
 }
 
@@ -407,38 +417,25 @@ impl Model {
                         );
                     }
                     Some(from) => {
-                        // Everything after `from` is due again. Known limitation: a key event
-                        // skipped by a fresh attach is not replayed if the subscription it came
-                        // through has ended since (the hub forgets ended subscriptions once its
-                        // cursor passed them, and a fresh attach moves the cursor past unread
-                        // frames); the model accepts it either way.
-                        let subs = cl.keys.clone();
+                        // Everything after `from` that is still the client's is due again: key
+                        // events only of keys it was subscribed to when they were published and
+                        // still is (those of keys it unsubscribed from since were forgotten).
                         for ev in cl.addressed.values_mut() {
-                            if ev.skipped
-                                && ev
-                                    .sub
-                                    .is_some_and(|(k, since)| subs.get(&k) != Some(&since))
-                            {
-                                ev.optional = true;
-                            }
+                            ensure!(
+                                ev.key.is_none_or(|k| cl.keys.contains_key(&k)),
+                                "model: event of an ended subscription kept"
+                            );
                             ev.skipped = false;
                         }
-                        let shared_lost =
-                            cl.addressed.values().any(|e| !e.own && e.lost && e.due());
-                        cl.lagged |= cl.addressed.values().any(|e| e.lost && e.due());
-                        if shared_lost {
-                            ensure!(
-                                stream.resumes_after() == seq,
-                                "unresumable attach resumes after {}",
-                                stream.resumes_after()
-                            );
-                        } else if !cl.lagged {
-                            ensure!(
-                                stream.resumes_after() == from,
-                                "resume from {from} resumes after {}",
-                                stream.resumes_after()
-                            );
-                        }
+                        cl.lagged |= cl.addressed.values().any(|e| e.lost);
+                        // A stream that starts with a reset starts at the present.
+                        let want = if cl.lagged { seq } else { from };
+                        ensure!(
+                            stream.resumes_after() == want,
+                            "resume from {from} (lagging: {}) resumes after {}, expected {want}",
+                            cl.lagged,
+                            stream.resumes_after()
+                        );
                     }
                 }
                 cl.current = Some(TestStream::new(stream));
@@ -479,13 +476,14 @@ impl Model {
                 };
                 let got = self.hub.unsubscribe(self.clients[c].id, &KEYS[key]);
                 let cl = &mut self.clients[c];
-                // Events published while subscribed stay the client's.
                 let want = if cl.alive {
                     Ok(cl.keys.remove(&key).is_some())
                 } else {
                     Err(Error::UnknownClient)
                 };
                 ensure!(got == want, "unsubscribe: {got:?}, expected {want:?}");
+                // At once: the key's events it has not read are no longer its own.
+                cl.addressed.retain(|_, ev| ev.key != Some(key));
             }
             Op::Publish {
                 ref target,
@@ -636,8 +634,8 @@ impl Model {
         for &c in &recipients {
             let cl = &mut self.clients[c];
             let lost = !shared && (cl.lagged || cl.own_queued() >= cap);
-            let sub = match *target {
-                Tgt::Key(k) => cl.keys.get(&k).map(|&since| (k, since)),
+            let key = match *target {
+                Tgt::Key(k) => Some(k),
                 _ => None,
             };
             if lost {
@@ -649,8 +647,7 @@ impl Model {
                     own: !shared,
                     skipped: false,
                     lost,
-                    optional: false,
-                    sub,
+                    key,
                     data: data.clone(),
                     named,
                 },
@@ -728,6 +725,10 @@ impl Model {
                     "client {c}: a replaced or removed stream is pending"
                 );
                 stream.waiting_at = Some(stream.wakes());
+                ensure!(
+                    !cl.lagged,
+                    "client {c}: stream pending while a reset is due"
+                );
                 if let Some((s, ev)) = cl.addressed.iter().find(|(_, e)| e.due()) {
                     return Err(TestCaseError::fail(format!(
                         "client {c}: stream pending while event {s} ({ev:?}) is due; \
@@ -774,17 +775,9 @@ impl Model {
                         id == seq && event.data() == seq.to_string(),
                         "reset {event:?} at seq {seq}"
                     );
-                    // Known, conservative by design: an ended subscription whose key has no
-                    // subscriber left is checked against evictions of every such key, so it may
-                    // get a reset for another key's evicted frame.
-                    let ended_sub = cl.addressed.values().any(|e| {
-                        e.due()
-                            && e.sub
-                                .is_some_and(|(k, since)| cl.keys.get(&k) != Some(&since))
-                    });
                     ensure!(
-                        cl.addressed.values().any(|e| e.lost) || ended_sub,
-                        "client {c}: spurious reset {id}: nothing addressed to it was dropped; \
+                        cl.lagged || cl.addressed.values().any(|e| e.lost && e.due()),
+                        "client {c}: spurious reset {id}: nothing due to it was dropped; \
                          unread: {:?}",
                         cl.addressed
                     );
@@ -792,6 +785,7 @@ impl Model {
                     cl.lagged = false;
                     self.resets += 1;
                 } else {
+                    ensure!(!cl.lagged, "client {c}: event {id} while a reset is due");
                     ensure!(
                         cl.last_read.is_none_or(|last| id > last),
                         "client {c}: event {id} after {:?}: duplicate or out of order",
@@ -864,9 +858,14 @@ impl Model {
             self.swept
         );
         ensure!(
-            stats.lagged >= self.resets,
-            "stats.lagged {stats:?} < {} resets",
+            stats.lagged == self.resets,
+            "stats.lagged {stats:?}, expected {} resets delivered",
             self.resets
+        );
+        let subscriptions: usize = alive.iter().map(|c| c.keys.len()).sum();
+        ensure!(
+            stats.subscriptions == subscriptions,
+            "stats.subscriptions {stats:?}, expected {subscriptions}"
         );
         for c in &self.clients {
             ensure!(self.hub.contains(c.id) == c.alive, "contains({:?})", c.id);
@@ -1000,62 +999,76 @@ fn a_replaced_stream_that_is_waiting_is_woken_and_ends() {
 }
 
 #[test]
-fn unsubscribing_before_the_wake_is_driven_still_wakes_the_stream() {
+fn unsubscribing_drops_the_keys_unread_events_at_once() {
     let hub = Hub::default();
     let t0 = Instant::now();
     let id = hub.issue(None, t0).unwrap();
     hub.subscribe(id, &KEYS[0]).unwrap();
+    hub.subscribe(id, &KEYS[1]).unwrap();
     let mut stream = hub.attach(id, None, t0).unwrap();
     let (wakes, waker) = counting();
-    assert_eq!(drain(&mut stream, &waker), (vec![], false));
-    let mut published = hub.publish(Target::Key(&KEYS[0]), None, "mine");
-    // The event stays the client's after it unsubscribes; the wake cursor, stepped after, no
-    // longer finds it among the key's members.
+    drop(hub.publish(Target::All, None, "a1"));
+    assert_eq!(drain(&mut stream, &waker).0.len(), 1); // reads a1, then waits
+    let mut published = hub.publish(Target::Key(&KEYS[0]), None, "k2");
+    drop(hub.publish(Target::Key(&KEYS[1]), None, "k3"));
+    // Published while subscribed, not read yet: unsubscribing drops it from the client's view.
     hub.unsubscribe(id, &KEYS[0]).unwrap();
     while published.wake.step(1) == Progress::More {}
-    assert_eq!(
-        wakes.0.load(Ordering::SeqCst),
-        1,
-        "the waiting task is woken"
-    );
-    let (got, _) = drain(&mut stream, &waker);
-    assert_eq!(got, [("message".to_owned(), "mine".to_owned())]);
-}
-
-#[test]
-fn an_evicted_frame_of_an_ended_subscription_resets_after_its_key_entry_is_recreated() {
-    let hub = tiny_history(1);
-    let t0 = Instant::now();
-    let id = hub.issue(None, t0).unwrap();
-    let mut stream = hub.attach(id, None, t0).unwrap();
+    assert!(wakes.0.load(Ordering::SeqCst) >= 1, "k3 woke the stream");
+    let message = |data: &str| ("message".to_owned(), data.to_owned());
+    assert_eq!(drain(&mut stream, &waker), (vec![message("k3")], false));
+    // Nor is it replayed on a reconnect from before it, before or after subscribing again.
+    drop(stream);
+    let mut again = hub.attach(id, Some("1"), t0).unwrap();
+    assert_eq!(again.resumes_after(), 1);
+    assert_eq!(drain(&mut again, &waker), (vec![message("k3")], false));
     hub.subscribe(id, &KEYS[0]).unwrap();
-    drop(hub.publish(Target::Key(&KEYS[0]), None, "k1")); // the client's, unread
-    hub.unsubscribe(id, &KEYS[0]).unwrap(); // the key's entry goes
-    drop(hub.publish(Target::All, None, "a2")); // evicts k1
-    hub.subscribe(id, &KEYS[0]).unwrap(); // a new entry for the key
-    let (got, _) = drain(&mut stream, Waker::noop());
-    assert_eq!(got[0].0, "reset", "k1 was lost: {got:?}");
+    let mut again = hub.attach(id, Some("1"), t0).unwrap();
+    assert_eq!(drain(&mut again, &waker), (vec![message("k3")], false));
+    // The new subscription covers what is published from now on.
+    drop(hub.publish(Target::Key(&KEYS[0]), None, "k4"));
+    assert_eq!(drain(&mut again, &waker), (vec![message("k4")], false));
+    assert_eq!(hub.stats().lagged, 0, "no reset: nothing due was lost");
 }
 
 #[test]
-fn an_evicted_frame_of_an_ended_subscription_resets_after_its_key_entry_is_removed() {
+fn an_evicted_unread_event_of_a_key_unsubscribed_from_is_no_loss() {
     let hub = tiny_history(1);
     let t0 = Instant::now();
     let id = hub.issue(None, t0).unwrap();
     let other = hub.issue(None, t0).unwrap();
     let mut stream = hub.attach(id, None, t0).unwrap();
+    let mut others = hub.attach(other, None, t0).unwrap();
     hub.subscribe(id, &KEYS[0]).unwrap();
     hub.subscribe(other, &KEYS[0]).unwrap();
-    drop(hub.publish(Target::Key(&KEYS[0]), None, "k1")); // the client's, unread
-    hub.unsubscribe(id, &KEYS[0]).unwrap();
-    drop(hub.publish(Target::All, None, "a2")); // evicts k1 while the key has an entry
-    hub.unsubscribe(other, &KEYS[0]).unwrap(); // the entry goes
+    drop(hub.publish(Target::Key(&KEYS[0]), None, "k1")); // unread by both
+    hub.unsubscribe(id, &KEYS[0]).unwrap(); // the key keeps its entry (`other`)
+    drop(hub.publish(Target::All, None, "a2")); // evicts k1
     let (got, _) = drain(&mut stream, Waker::noop());
-    assert_eq!(got[0].0, "reset", "k1 was lost: {got:?}");
+    assert_eq!(got, [("message".to_owned(), "a2".to_owned())], "no reset");
+    // Still subscribed, `other` was due k1: it gets a reset, not silence.
+    let (got, _) = drain(&mut others, Waker::noop());
+    assert_eq!(got, [("reset".to_owned(), "2".to_owned())]);
+    assert_eq!(hub.stats().lagged, 1);
+
+    // The same when the key loses its entry, and when a new entry is made for it.
+    drop(hub.publish(Target::Key(&KEYS[0]), None, "k3")); // `other`'s, unread
+    hub.subscribe(id, &KEYS[0]).unwrap();
+    drop(hub.publish(Target::Key(&KEYS[0]), None, "k4")); // both clients', unread
+    hub.unsubscribe(other, &KEYS[0]).unwrap();
+    hub.unsubscribe(id, &KEYS[0]).unwrap(); // the entry goes
+    drop(hub.publish(Target::All, None, "a5")); // evicts k4
+    hub.subscribe(id, &KEYS[0]).unwrap(); // a new entry
+    hub.subscribe(other, &KEYS[0]).unwrap();
+    for s in [&mut stream, &mut others] {
+        let (got, _) = drain(s, Waker::noop());
+        assert_eq!(got, [("message".to_owned(), "a5".to_owned())], "no reset");
+    }
+    assert_eq!(hub.stats().lagged, 1);
 }
 
 #[test]
-fn later_frames_of_a_key_do_not_reset_an_ended_subscription() {
+fn later_events_of_a_key_neither_arrive_nor_reset_after_unsubscribing() {
     let hub = tiny_history(2);
     let t0 = Instant::now();
     let id = hub.issue(None, t0).unwrap();
@@ -1065,7 +1078,6 @@ fn later_frames_of_a_key_do_not_reset_an_ended_subscription() {
     hub.subscribe(other, &KEYS[0]).unwrap();
     hub.subscribe(other, &KEYS[1]).unwrap();
     drop(hub.publish(Target::Key(&KEYS[1]), None, "not the client's"));
-    // Nothing of the key was published while it was subscribed.
     hub.unsubscribe(id, &KEYS[0]).unwrap();
     for n in 2..=4 {
         drop(hub.publish(Target::Key(&KEYS[0]), None, &format!("k{n}")));
@@ -1077,29 +1089,58 @@ fn later_frames_of_a_key_do_not_reset_an_ended_subscription() {
     );
 }
 
-/// Known limitation, not fixed (see the report in the model's `Op::Attach`): a key event that a
-/// fresh attach skipped is not replayed by a later resume from before it once the subscription
-/// it came through has ended, and no reset stands for it. Broadcasts and the client's own
-/// events are replayed in the same situation.
+/// Replaces the known limitation of the earlier semantics (a key event skipped by a fresh attach
+/// was not replayed after unsubscribing, although other unread events of an ended subscription
+/// were delivered): now no unread event of a key is the client's once it unsubscribed, skipped
+/// or not, while skipped events of everyone and of keys it is still subscribed to are replayed.
 #[test]
-#[ignore = "known limitation: ended subscriptions are forgotten once the cursor passed them"]
-fn a_key_event_skipped_by_a_fresh_attach_is_replayed_after_unsubscribing() {
+fn a_key_event_skipped_by_a_fresh_attach_is_replayed_only_while_subscribed() {
     let hub = Hub::default();
     let t0 = Instant::now();
     let id = hub.issue(None, t0).unwrap();
     hub.subscribe(id, &KEYS[0]).unwrap();
+    hub.subscribe(id, &KEYS[1]).unwrap();
     drop(hub.publish(Target::Client(id), None, "c1"));
     let mut stream = hub.attach(id, None, t0).unwrap();
     assert_eq!(drain(&mut stream, Waker::noop()).0.len(), 1); // reads c1
     drop(hub.publish(Target::Key(&KEYS[0]), None, "k2"));
-    let fresh = hub.attach(id, None, t0).unwrap(); // starts at the present: skips k2
+    drop(hub.publish(Target::Key(&KEYS[1]), None, "k3"));
+    drop(hub.publish(Target::All, None, "a4"));
+    let mut fresh = hub.attach(id, None, t0).unwrap(); // starts at the present: skips 2-4
+    assert_eq!(fresh.resumes_after(), 4);
+    assert_eq!(drain(&mut fresh, Waker::noop()), (vec![], false));
     hub.unsubscribe(id, &KEYS[0]).unwrap();
     drop(fresh);
     let mut resumed = hub.attach(id, Some("1"), t0).unwrap();
     let (got, _) = drain(&mut resumed, Waker::noop());
-    assert_eq!(
-        got,
-        [("message".to_owned(), "k2".to_owned())],
-        "k2 is replayed (or a reset)"
-    );
+    let message = |data: &str| ("message".to_owned(), data.to_owned());
+    assert_eq!(got, [message("k3"), message("a4")], "not k2, and no reset");
+    assert_eq!(hub.stats().lagged, 0);
+}
+
+#[test]
+fn repeated_subscribe_unsubscribe_without_reading_keeps_memory_bounded() {
+    let hub = tiny_history(8);
+    let t0 = Instant::now();
+    let reader = hub.issue(None, t0).unwrap();
+    let absent = hub.issue(None, t0).unwrap(); // never attaches
+    let stream = hub.attach(reader, None, t0).unwrap(); // never read
+    hub.subscribe(reader, &KEYS[2]).unwrap();
+    for n in 0..10_000 {
+        for id in [reader, absent] {
+            hub.subscribe(id, &KEYS[n % 2]).unwrap();
+        }
+        drop(hub.publish(Target::Key(&KEYS[n % 2]), None, "unread"));
+        for id in [reader, absent] {
+            hub.unsubscribe(id, &KEYS[n % 2]).unwrap();
+        }
+    }
+    // The hub holds the one subscription that stands, and nothing for the 20,000 that ended.
+    let stats = hub.stats();
+    assert_eq!((stats.subscriptions, stats.keys), (1, 1), "{stats:?}");
+    assert!(stats.history <= 8, "{stats:?}");
+    let (clients, _) = hub.list(0, 10);
+    let keys: Vec<usize> = clients.iter().map(|c| c.keys.len()).collect();
+    assert_eq!(keys, [1, 0]);
+    drop(stream);
 }
