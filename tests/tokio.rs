@@ -3,41 +3,16 @@
 #[path = "suite/mod.rs"]
 mod suite;
 
-use std::net::SocketAddr;
-use std::sync::mpsc;
-use std::thread;
-
 use suite::Server;
 
-/// Starts `sse_tokio::serve` on its own thread and tokio runtime, on an ephemeral loopback port.
+/// Serves with `sse_tokio::serve`.
 fn start_server(config: sse_http::Config) -> Server {
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let addr: SocketAddr = listener.local_addr().expect("addr");
-            let sse = sse_tokio::service(config, suite::task_handler);
-            ready_tx.send((addr, sse.clone())).expect("ready");
-            sse_tokio::serve(listener, sse, async {
-                stop_rx.await.ok();
-            })
+    suite::tokio_server(config, |listener, sse, stop| async move {
+        let stopped = async {
+            stop.await.ok();
+        };
+        sse_tokio::serve(listener, sse, stopped)
             .await
             .expect("serve");
-        });
-    });
-    let (addr, sse) = ready_rx.recv().expect("server started");
-    Server::new(
-        addr,
-        sse,
-        Box::new(move || stop_tx.send(()).is_ok()),
-        thread,
-    )
+    })
 }

@@ -67,6 +67,43 @@ impl Drop for Server {
     }
 }
 
+/// Runs a server on its own thread and tokio runtime, on an ephemeral loopback port: `serve`
+/// gets the listener, the service (built on that runtime) and a future that completes when the
+/// test stops the server, and returns when the server has shut down.
+pub fn tokio_server<F, Fut>(config: Config, serve: F) -> Server
+where
+    F: FnOnce(tokio::net::TcpListener, Sse, tokio::sync::oneshot::Receiver<()>) -> Fut
+        + Send
+        + 'static,
+    Fut: Future<Output = ()>,
+{
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let sse = sse_tokio::service(config, task_handler);
+            ready_tx.send((addr, sse.clone())).expect("ready");
+            serve(listener, sse, stop_rx).await;
+        });
+    });
+    let (addr, sse) = ready_rx.recv().expect("server started");
+    Server::new(
+        addr,
+        sse,
+        Box::new(move || stop_tx.send(()).is_ok()),
+        thread,
+    )
+}
+
 /// The application task used by the suite: two progress reports, then completion.
 pub async fn task_handler(task: Task) {
     for step in 1..=2 {

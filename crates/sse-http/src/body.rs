@@ -30,9 +30,12 @@ struct EventBody {
     stream: ClientStream,
     runtime: Arc<dyn Runtime>,
     keep_alive: Duration,
+    /// Fires at the keep-alive deadline or earlier: it is not moved on every frame (moving a
+    /// timer costs a lock or, on async-io, a wake-up of the reactor thread), but moved on to
+    /// the real deadline when it fires early.
     sleep: Pin<Box<dyn Sleep>>,
-    /// The keep-alive deadline is set for the current idle period.
-    armed: bool,
+    /// When the last frame was handed out: the keep-alive comment is due `keep_alive` after it.
+    last_frame: Instant,
 }
 
 /// The keep-alive comment: a bare `:` line, which every parser ignores.
@@ -67,7 +70,7 @@ impl Body {
                 runtime,
                 keep_alive,
                 sleep,
-                armed: true,
+                last_frame: Instant::now(),
             })),
         }
     }
@@ -114,28 +117,34 @@ impl EventBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         if let Some(greeting) = self.greeting.take() {
+            self.last_frame = Instant::now();
             return Poll::Ready(Some(Ok(Frame::data(greeting))));
         }
         match Pin::new(&mut self.stream).poll_next(cx) {
             Poll::Ready(Some(frame)) => {
-                self.armed = false;
+                self.last_frame = Instant::now();
                 return Poll::Ready(Some(Ok(Frame::data(frame))));
             }
             // Replaced by a newer stream of the same client, removed, or shut down.
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => {}
         }
-        if !self.armed {
-            self.runtime
-                .reset(&mut self.sleep, Instant::now() + self.keep_alive);
-            self.armed = true;
-        }
-        match self.sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => {
-                self.armed = false;
-                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(KEEP_ALIVE)))))
+        loop {
+            match self.sleep.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) => {
+                    let now = Instant::now();
+                    let due = self.last_frame + self.keep_alive;
+                    if due <= now {
+                        self.last_frame = now;
+                        self.runtime.reset(&mut self.sleep, now + self.keep_alive);
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(KEEP_ALIVE)))));
+                    }
+                    // Fired early (frames went out since it was set): on to the real deadline,
+                    // and poll it again so that it wakes this task.
+                    self.runtime.reset(&mut self.sleep, due);
+                }
             }
-            Poll::Pending => Poll::Pending,
         }
     }
 }

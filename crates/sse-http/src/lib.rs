@@ -60,7 +60,7 @@ mod service;
 pub use body::Body;
 pub use config::Config;
 pub use runtime::{BoxFuture, HyperRuntime, Runtime};
-pub use serve::{Listener, serve_app};
+pub use serve::{AppBody, AppService, BoxError, Listener, serve_app};
 pub use service::{
     CLIENT_JS, COMPLETED, MESSAGE, PROGRESS, REGISTERED, RESERVED, Sse, Task, TaskHandler,
 };

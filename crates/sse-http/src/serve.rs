@@ -25,6 +25,42 @@ pub trait Listener: Send {
     fn accept(&mut self) -> impl Future<Output = io::Result<Self::Io>> + Send;
 }
 
+/// An error a service or body may return to hyper.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What [`serve_app`] accepts as the application: a cloneable hyper service whose responses
+/// have an [`AppBody`]. Implemented for every such service (`Sse` itself among them).
+pub trait AppService<B>:
+    Service<
+        Request<Incoming>,
+        Response = Response<B>,
+        Future: Send + 'static,
+        Error: Into<BoxError>,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S, B> AppService<B> for S where
+    S: Service<
+            Request<Incoming>,
+            Response = Response<B>,
+            Future: Send + 'static,
+            Error: Into<BoxError>,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// What [`serve_app`] accepts as a response body. Implemented for every such body.
+pub trait AppBody: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static {}
+
+impl<B> AppBody for B where B: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static {}
+
 /// Serves `app` on `listener` until `shutdown` completes, then shuts down gracefully: stops
 /// accepting, ends every open stream of `sse`, and waits up to
 /// [`Config::shutdown_timeout`](crate::Config::shutdown_timeout) for the connections to
@@ -45,12 +81,8 @@ where
     L: Listener,
     E: Executor<BoxFuture> + HttpServerConnExec<S::Future, B> + Clone + Send + Sync + 'static,
     T: Timer + Clone + Send + Sync + 'static,
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: AppService<B>,
+    B: AppBody,
 {
     // The sweeper stops when `stop_sweeper` is dropped, at the end of this function.
     let (stop_sweeper, stopped) = tokio::sync::oneshot::channel::<()>();

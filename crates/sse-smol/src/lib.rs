@@ -1,5 +1,6 @@
 //! Serve the server-sent events protocol ([`sse_http`]) on smol: an async-io TCP listener,
-//! smol-hyper's executor, timer and I/O glue, and an `Arc<smol::Executor>`. Everything else
+//! smol-hyper's executor and timer, a readiness-driven I/O glue of its own, and an
+//! `Arc<smol::Executor>`. Everything else
 //! (the accept loop, HTTP/1.1 and h2c, the sweeper, graceful shutdown that ends every open
 //! stream first) is [`sse_http::serve_app`], shared with the other adapters.
 //!
@@ -16,16 +17,18 @@
 //! ```
 
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSlice, Read};
+use std::net::Shutdown;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::service::Service;
-use smol::Executor;
-use smol::net::{TcpListener, TcpStream};
-use smol_hyper::rt::{FuturesIo, SmolExecutor, SmolTimer};
-pub use sse_http::{Config, Sse, Task, TaskHandler};
+use hyper::rt::ReadBufCursor;
+use smol::io::AsyncWrite;
+use smol::net::TcpListener;
+use smol::{Async, Executor};
+use smol_hyper::rt::{SmolExecutor, SmolTimer};
+pub use sse_http::{AppBody, AppService, Config, Sse, Task, TaskHandler};
 
 /// The executor the server spawns on: it must be running (serve may itself run in `ex.run`).
 pub type Ex = Arc<Executor<'static>>;
@@ -61,12 +64,8 @@ pub async fn serve_app<S, B>(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()>
 where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: AppService<B>,
+    B: AppBody,
 {
     tracing::info!(addr = ?listener.local_addr()?, "serving server-sent events on smol");
     let (executor, timer) = (SmolExecutor::new(ex.clone()), SmolTimer::new());
@@ -76,10 +75,87 @@ where
 struct Tcp(TcpListener);
 
 impl sse_http::Listener for Tcp {
-    type Io = FuturesIo<TcpStream>;
+    type Io = Io;
 
     async fn accept(&mut self) -> io::Result<Self::Io> {
         let (stream, _peer) = self.0.accept().await?;
-        Ok(FuturesIo::new(stream))
+        Ok(Io {
+            stream: stream.into(),
+            readable: true,
+        })
+    }
+}
+
+/// A connection as hyper reads and writes it.
+///
+/// In place of smol-hyper's `FuturesIo`, which zeroes hyper's whole read buffer (8 KiB) and
+/// tries a `recv` every time hyper polls the connection, as hyper does after each frame of an
+/// event stream: on an idle stream that was a syscall and an 8 KiB memset per event, and every
+/// page of every read buffer resident. Here a read that would block waits for the reactor's
+/// readiness, and polls before it cost nothing.
+struct Io {
+    stream: Arc<Async<std::net::TcpStream>>,
+    /// No read has hit `WouldBlock` since the reactor last said the socket was readable.
+    readable: bool,
+}
+
+/// The most one read takes, through a buffer on the stack (hyper's is uninitialised, and safe
+/// code can only copy into it).
+const READ_CHUNK: usize = 4096;
+
+impl hyper::rt::Read for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.readable {
+                ready!(this.stream.poll_readable(cx))?;
+                this.readable = true;
+            }
+            let mut chunk = [0u8; READ_CHUNK];
+            let len = buf.remaining().min(READ_CHUNK);
+            match this.stream.get_ref().read(&mut chunk[..len]) {
+                Ok(n) => {
+                    buf.put_slice(&chunk[..n]);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => this.readable = false,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Poll::Ready(Err(err)),
+            }
+        }
+    }
+}
+
+impl hyper::rt::Write for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.stream.get_ref().shutdown(Shutdown::Write))
     }
 }

@@ -18,11 +18,8 @@
 use std::future::Future;
 use std::io;
 
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-pub use sse_http::{Config, Sse, Task, TaskHandler};
+pub use sse_http::{AppBody, AppService, Config, Sse, Task, TaskHandler};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The protocol layer's runtime, on tokio.
@@ -54,12 +51,8 @@ pub async fn serve_app<S, B>(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()>
 where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: AppService<B>,
+    B: AppBody,
 {
     tracing::info!(addr = ?listener.local_addr()?, "serving server-sent events on tokio");
     let (executor, timer) = (TokioExecutor::new(), TokioTimer::new());
