@@ -461,7 +461,14 @@ impl Sse {
         };
         let data =
             std::str::from_utf8(&body).map_err(|_| Reject::bad_request("body must be UTF-8"))?;
-        let (_, delivered) = self.inner.hub.send(target, event, data).await;
+        // Answer as soon as the event is published; waking its recipients (a slice at a time,
+        // yielding between slices) goes on in a task of its own, so the admin's request does not
+        // queue behind every stream it wakes.
+        let mut published = self.inner.hub.publish(target, event, data);
+        let delivered = published.recipients;
+        self.inner.runtime.spawn(Box::pin(async move {
+            sse_registry::drive(&mut published.wake, DEFAULT_SLICE).await;
+        }));
         Ok(json_response(
             StatusCode::ACCEPTED,
             &json!({ "delivered": delivered }),
