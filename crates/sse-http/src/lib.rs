@@ -51,12 +51,14 @@
 //! assert_eq!(sse.config().prefix, "/sse/");
 //! ```
 
+mod backend;
 mod body;
 mod config;
 mod runtime;
 mod serve;
 mod service;
 
+pub use backend::{Backend, BackendError, BackendFuture, Recipients};
 pub use body::Body;
 pub use config::Config;
 pub use runtime::{BoxFuture, HyperRuntime, Runtime};

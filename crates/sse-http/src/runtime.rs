@@ -59,3 +59,18 @@ where
         self.timer.reset(sleep, deadline);
     }
 }
+
+/// A shared runtime is a runtime (so one `Arc<dyn Runtime>` can serve a service and a backend).
+impl<R: Runtime + ?Sized> Runtime for std::sync::Arc<R> {
+    fn spawn(&self, future: BoxFuture) {
+        (**self).spawn(future);
+    }
+
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
+        (**self).sleep(duration)
+    }
+
+    fn reset(&self, sleep: &mut Pin<Box<dyn Sleep>>, deadline: Instant) {
+        (**self).reset(sleep, deadline);
+    }
+}

@@ -17,6 +17,7 @@ use sse_codec::{EventId, EventName, Frame};
 use sse_registry::{ClientId, DEFAULT_SLICE, Error as HubError, Hub, Target};
 use subtle::ConstantTimeEq;
 
+use crate::backend::{Backend, BackendError, Recipients};
 use crate::body::Body;
 use crate::config::Config;
 use crate::runtime::{BoxFuture, Runtime};
@@ -63,6 +64,7 @@ pub struct Task {
     task_id: String,
     name: Option<String>,
     hub: Hub,
+    backend: Option<Arc<dyn Backend>>,
     runtime: Arc<dyn Runtime>,
 }
 
@@ -79,7 +81,26 @@ impl Task {
 
     /// Sends `event: progress` with `data` to the client's name (or the client alone).
     pub async fn progress(&self, data: &str) {
-        self.hub.send(self.target(), Some(&PROGRESS), data).await;
+        self.send(&PROGRESS, data).await;
+    }
+
+    /// Sends to the task's recipients, through the backend if there is one.
+    async fn send(&self, event: &EventName, data: &str) {
+        match &self.backend {
+            None => {
+                self.hub.send(self.target(), Some(event), data).await;
+            }
+            Some(backend) => {
+                let to = match &self.name {
+                    Some(name) => Recipients::Name(name.clone()),
+                    None => Recipients::Client(self.client),
+                };
+                let sent = backend.publish(to, Some(event.clone()), data.to_owned());
+                if let Err(err) = sent.await {
+                    tracing::warn!(%err, task = %self.task_id, event = event.as_str(), "task event not published");
+                }
+            }
+        }
     }
 
     /// Waits for `duration` on the server's runtime, whatever that runtime is.
@@ -116,6 +137,7 @@ pub struct Sse {
 struct Inner {
     config: Config,
     hub: Hub,
+    backend: Option<Arc<dyn Backend>>,
     runtime: Arc<dyn Runtime>,
     tasks: Arc<dyn TaskHandler>,
     running_tasks: Arc<AtomicUsize>,
@@ -147,6 +169,30 @@ impl Sse {
         runtime: impl Runtime,
         tasks: impl TaskHandler,
     ) -> Self {
+        Self::build(config, hub, None, Arc::new(runtime), tasks)
+    }
+
+    /// A service on `hub` that shares what changes it (ids, subscriptions, removals, every
+    /// published event) through `backend`, so that several services act as one hub (see
+    /// [`Backend`]). Requests the backend cannot serve (its store unreachable, say) are
+    /// answered `503`.
+    pub fn with_backend(
+        config: Config,
+        hub: Hub,
+        backend: Arc<dyn Backend>,
+        runtime: Arc<dyn Runtime>,
+        tasks: impl TaskHandler,
+    ) -> Self {
+        Self::build(config, hub, Some(backend), runtime, tasks)
+    }
+
+    fn build(
+        config: Config,
+        hub: Hub,
+        backend: Option<Arc<dyn Backend>>,
+        runtime: Arc<dyn Runtime>,
+        tasks: impl TaskHandler,
+    ) -> Self {
         let mut config = config;
         if !config.prefix.starts_with('/') {
             config.prefix.insert(0, '/');
@@ -158,7 +204,8 @@ impl Sse {
             inner: Arc::new(Inner {
                 config,
                 hub,
-                runtime: Arc::new(runtime),
+                backend,
+                runtime,
                 tasks: Arc::new(tasks),
                 running_tasks: Arc::new(AtomicUsize::new(0)),
                 shutting_down: AtomicBool::new(false),
@@ -184,10 +231,10 @@ impl Sse {
                 .runtime
                 .sleep(self.inner.config.sweep_interval)
                 .await;
-            let mut sweep = self.inner.hub.sweep(Instant::now());
-            sse_registry::drive(&mut sweep, DEFAULT_SLICE).await;
-            if sweep.removed() > 0 {
-                tracing::debug!(removed = sweep.removed(), "stale sweep");
+            match self.sweep().await {
+                Ok(0) => {}
+                Ok(removed) => tracing::debug!(removed, "stale sweep"),
+                Err(err) => tracing::warn!(%err, "stale sweep failed"),
             }
         }
     }
@@ -199,6 +246,18 @@ impl Sse {
         let mut clear = self.inner.hub.clear();
         sse_registry::drive(&mut clear, DEFAULT_SLICE).await;
         tracing::info!(closed = clear.removed(), "sse service shut down");
+    }
+
+    /// A stale sweep, through the backend if there is one.
+    async fn sweep(&self) -> Result<usize, BackendError> {
+        match &self.inner.backend {
+            Some(backend) => backend.sweep().await,
+            None => {
+                let mut sweep = self.inner.hub.sweep(Instant::now());
+                sse_registry::drive(&mut sweep, DEFAULT_SLICE).await;
+                Ok(sweep.removed())
+            }
+        }
     }
 
     /// Whether [`shutdown`](Self::shutdown) has been called.
@@ -250,25 +309,43 @@ impl Sse {
                 headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
                 Ok(res)
             }
-            (["clients"], &Method::POST) => self.issue(&req),
+            (["clients"], &Method::POST) => {
+                let query = req.uri().query().unwrap_or("").to_owned();
+                self.issue(&query).await
+            }
             (["clients"], &Method::GET) => {
                 self.authorize(&req)?;
                 self.list(&req)
             }
             (["clients"], &Method::DELETE) => {
                 self.authorize(&req)?;
-                let mut clear = hub.clear();
-                sse_registry::drive(&mut clear, DEFAULT_SLICE).await;
+                match &self.inner.backend {
+                    Some(backend) => backend.clear().await.map_err(Reject::backend)?,
+                    None => {
+                        let mut clear = hub.clear();
+                        sse_registry::drive(&mut clear, DEFAULT_SLICE).await;
+                    }
+                }
                 Ok(empty(StatusCode::NO_CONTENT))
             }
             (["clients", id], &Method::DELETE) => {
                 let id = parse_id(id)?;
-                hub.remove(id).map_err(|_| Reject::unknown_client())?;
+                match &self.inner.backend {
+                    Some(backend) => {
+                        if !hub.contains(id) {
+                            return Err(Reject::unknown_client());
+                        }
+                        backend.remove(id).await.map_err(Reject::backend)?;
+                    }
+                    None => hub.remove(id).map_err(|_| Reject::unknown_client())?,
+                }
                 tracing::debug!(client = %id, "client removed");
                 Ok(empty(StatusCode::NO_CONTENT))
             }
             (["events", id], &Method::GET) => self.events(&req, id),
-            (["listen", id, key], &Method::PUT | &Method::DELETE) => self.listen(&method, id, key),
+            (["listen", id, key], &Method::PUT | &Method::DELETE) => {
+                self.listen(&method, id, key).await
+            }
             (["tasks", id, task], &Method::PUT) => self.task(id, task),
             (["notify", key], &Method::POST) => {
                 self.authorize(&req)?;
@@ -281,11 +358,10 @@ impl Sse {
             }
             (["sweep"], &Method::POST) => {
                 self.authorize(&req)?;
-                let mut sweep = hub.sweep(Instant::now());
-                sse_registry::drive(&mut sweep, DEFAULT_SLICE).await;
+                let removed = self.sweep().await.map_err(Reject::backend)?;
                 Ok(json_response(
                     StatusCode::OK,
-                    &json!({ "removed": sweep.removed() }),
+                    &json!({ "removed": removed }),
                 ))
             }
             (route, _) => {
@@ -307,9 +383,9 @@ impl Sse {
         }
     }
 
-    fn issue<B>(&self, req: &Request<B>) -> Result<Res, Reject> {
+    async fn issue(&self, query: &str) -> Result<Res, Reject> {
         let mut name = None;
-        for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             if k == "name" {
                 name = Some(v.into_owned());
             }
@@ -327,7 +403,16 @@ impl Sse {
                 ));
             }
         }
-        match self.inner.hub.issue(name.as_deref(), Instant::now()) {
+        let issued = match &self.inner.backend {
+            Some(backend) => {
+                if self.inner.hub.stats().clients >= self.inner.hub.config().max_clients {
+                    return Err(Reject::unavailable("too many clients"));
+                }
+                Ok(backend.issue(name).await.map_err(Reject::backend)?)
+            }
+            None => self.inner.hub.issue(name.as_deref(), Instant::now()),
+        };
+        match issued {
             Ok(id) => {
                 tracing::debug!(client = %id, "client issued");
                 let mut res = text(StatusCode::CREATED, &id.to_string());
@@ -383,11 +468,29 @@ impl Sse {
         Ok(res)
     }
 
-    fn listen(&self, method: &Method, id: &str, key: &str) -> Result<Res, Reject> {
+    async fn listen(&self, method: &Method, id: &str, key: &str) -> Result<Res, Reject> {
         let id = parse_id(id)?;
         let key = self.key(key)?;
         let hub = &self.inner.hub;
-        let result = if method == Method::PUT {
+        let result = if let Some(backend) = &self.inner.backend {
+            // Checked here, applied on every node by the backend.
+            let keys = hub.keys(id).map_err(|_| Reject::unknown_client())?;
+            let subscribed = keys.iter().any(|k| **k == *key.as_str());
+            if method == Method::PUT {
+                if !subscribed && keys.len() >= hub.config().max_keys_per_client {
+                    Err(HubError::TooManyKeys)
+                } else {
+                    backend.subscribe(id, key).await.map_err(Reject::backend)?;
+                    Ok(true)
+                }
+            } else {
+                backend
+                    .unsubscribe(id, key)
+                    .await
+                    .map_err(Reject::backend)?;
+                Ok(true)
+            }
+        } else if method == Method::PUT {
             hub.subscribe(id, &key)
         } else {
             hub.unsubscribe(id, &key)
@@ -417,6 +520,7 @@ impl Sse {
             task_id: task_id.to_owned(),
             name: name.map(|n| n.to_string()),
             hub: hub.clone(),
+            backend: self.inner.backend.clone(),
             runtime: self.inner.runtime.clone(),
         };
         let work = self.inner.tasks.run(task.clone_handle());
@@ -433,9 +537,7 @@ impl Sse {
                 "taskid": task.task_id,
                 "timestamp": timestamp,
             });
-            task.hub
-                .send(task.target(), Some(&COMPLETED), &data.to_string())
-                .await;
+            task.send(&COMPLETED, &data.to_string()).await;
         }));
         Ok(empty(StatusCode::ACCEPTED))
     }
@@ -464,6 +566,22 @@ impl Sse {
         // Answer as soon as the event is published; waking its recipients (a slice at a time,
         // yielding between slices) goes on in a task of its own, so the admin's request does not
         // queue behind every stream it wakes.
+        if let Some(backend) = &self.inner.backend {
+            let to = match target {
+                Target::Client(id) => Recipients::Client(id),
+                Target::Name(name) => Recipients::Name(name.to_owned()),
+                Target::Key(key) => Recipients::Key(key.clone()),
+                Target::All => Recipients::All,
+            };
+            let delivered = backend
+                .publish(to, event.cloned(), data.to_owned())
+                .await
+                .map_err(Reject::backend)?;
+            return Ok(json_response(
+                StatusCode::ACCEPTED,
+                &json!({ "delivered": delivered }),
+            ));
+        }
         let mut published = self.inner.hub.publish(target, event, data);
         let delivered = published.recipients;
         self.inner.runtime.spawn(Box::pin(async move {
@@ -610,6 +728,7 @@ impl Task {
             task_id: self.task_id.clone(),
             name: self.name.clone(),
             hub: self.hub.clone(),
+            backend: self.backend.clone(),
             runtime: self.runtime.clone(),
         }
     }
@@ -665,6 +784,11 @@ impl Reject {
 
     fn unavailable(reason: &'static str) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, reason)
+    }
+
+    fn backend(err: BackendError) -> Self {
+        tracing::warn!(%err, "backend unavailable");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, err.reason)
     }
 
     fn not_found() -> Self {

@@ -101,6 +101,8 @@ pub enum Error {
     Full,
     /// The client is subscribed to [`Config::max_keys_per_client`] keys already.
     TooManyKeys,
+    /// [`Hub::deliver`] was given a sequence number not above the hub's current one.
+    StaleSeq,
 }
 
 impl fmt::Display for Error {
@@ -109,6 +111,7 @@ impl fmt::Display for Error {
             Self::UnknownClient => "unknown client id",
             Self::Full => "too many clients",
             Self::TooManyKeys => "too many keys for this client",
+            Self::StaleSeq => "sequence number not above the hub's current one",
         })
     }
 }
@@ -334,28 +337,38 @@ impl Hub {
         while state.by_id.contains_key(&id) {
             id = ClientId::random(); // 2^-122 per id; the loop documents the invariant
         }
-        let name = name.map(|name| state.intern_name(name));
-        let (seq, now_ms) = (state.seq, state.now_ms);
-        let slot = state.clients.insert(Client {
-            id,
-            generation: 0,
-            name: name.clone(),
-            keys: Vec::new(),
-            last_seen_ms: now_ms,
-            has_attached: false,
-            lagged: false,
-            cursor: seq,
-            queue: VecDeque::new(),
-            delivered: 0,
-            trimmed_upto: seq,
-            waker: None,
-        });
-        let slot = slot as u32; // max_clients keeps the slab far below u32::MAX in practice
-        state.by_id.insert(id, slot);
-        if let Some(name) = name {
-            state.names.entry(name).or_default().push(slot);
-        }
+        state.insert_client(id, name);
         Ok(id)
+    }
+
+    /// Adds a client with an id chosen elsewhere (by another node of a cluster sharing its
+    /// clients, say), exactly as [`issue`](Self::issue) would have issued it; returns `false`,
+    /// changing nothing, if the hub knows the id already.
+    ///
+    /// In-memory use never needs it: it is the seam a cross-node backend uses to replicate
+    /// client records.
+    pub fn import(&self, id: ClientId, name: Option<&str>, now: Instant) -> Result<bool, Error> {
+        let mut state = self.lock();
+        state.advance(now);
+        if state.by_id.contains_key(&id) {
+            return Ok(false);
+        }
+        if state.clients.len() >= self.inner.config.max_clients {
+            return Err(Error::Full);
+        }
+        state.insert_client(id, name);
+        Ok(true)
+    }
+
+    /// The keys the client is subscribed to.
+    pub fn keys(&self, id: ClientId) -> Result<Vec<Arc<str>>, Error> {
+        let state = self.lock();
+        let slot = *state.by_id.get(&id).ok_or(Error::UnknownClient)?;
+        Ok(state.clients[slot as usize]
+            .keys
+            .iter()
+            .map(|sub| sub.key.clone())
+            .collect())
     }
 
     /// Opens the client's stream, replacing (and ending) any stream it had.
@@ -520,11 +533,44 @@ impl Hub {
     /// recipients' streams: drive it in slices (see [`crate::drive`]), or drop it to wake them
     /// all at once.
     pub fn publish(&self, target: Target<'_>, event: Option<&EventName>, data: &str) -> Publish {
-        let mut guard = self.lock();
+        let guard = self.lock();
+        let seq = guard.seq + 1;
+        self.deliver_locked(guard, seq, target, event, data)
+    }
+
+    /// Delivers an event whose sequence number was chosen elsewhere: exactly as
+    /// [`publish`](Self::publish) does, with `seq` in place of the next one.
+    ///
+    /// This is the seam for a cross-node backend: every node delivers the same events with
+    /// the same sequence numbers (derived from a shared log), so that a `Last-Event-ID` from
+    /// one node resumes on any other. `seq` must be above every sequence number the hub has
+    /// used ([`Stats::seq`]), else the event is refused with [`Error::StaleSeq`]; gaps are
+    /// allowed. A hub fed this way should not also [`publish`](Self::publish).
+    pub fn deliver(
+        &self,
+        seq: u64,
+        target: Target<'_>,
+        event: Option<&EventName>,
+        data: &str,
+    ) -> Result<Publish, Error> {
+        let guard = self.lock();
+        if seq <= guard.seq {
+            return Err(Error::StaleSeq);
+        }
+        Ok(self.deliver_locked(guard, seq, target, event, data))
+    }
+
+    fn deliver_locked(
+        &self,
+        mut guard: MutexGuard<'_, State>,
+        seq: u64,
+        target: Target<'_>,
+        event: Option<&EventName>,
+        data: &str,
+    ) -> Publish {
         let state = &mut *guard;
-        state.seq += 1;
+        state.seq = seq;
         state.published += 1;
-        let seq = state.seq;
         let id = EventId::new(itoa(seq)).unwrap_or_else(|_| EventId::from_static(""));
         let mut frame = Frame::new().id(&id).data(data);
         if let Some(event) = event {
@@ -756,6 +802,31 @@ impl State {
         let epoch = *self.epoch.get_or_insert(now);
         let ms = now.saturating_duration_since(epoch).as_millis();
         self.now_ms = self.now_ms.max(u64::try_from(ms).unwrap_or(u64::MAX));
+    }
+
+    /// Adds a client with this id (not yet known), as of the latest `now`.
+    fn insert_client(&mut self, id: ClientId, name: Option<&str>) {
+        let name = name.map(|name| self.intern_name(name));
+        let (seq, now_ms) = (self.seq, self.now_ms);
+        let slot = self.clients.insert(Client {
+            id,
+            generation: 0,
+            name: name.clone(),
+            keys: Vec::new(),
+            last_seen_ms: now_ms,
+            has_attached: false,
+            lagged: false,
+            cursor: seq,
+            queue: VecDeque::new(),
+            delivered: 0,
+            trimmed_upto: seq,
+            waker: None,
+        });
+        let slot = slot as u32; // max_clients keeps the slab far below u32::MAX in practice
+        self.by_id.insert(id, slot);
+        if let Some(name) = name {
+            self.names.entry(name).or_default().push(slot);
+        }
     }
 
     fn intern_name(&mut self, name: &str) -> Arc<str> {

@@ -32,6 +32,37 @@ struct Args {
     /// The async runtime to serve on.
     #[arg(long, value_enum, default_value_t = RuntimeKind::Tokio)]
     runtime: RuntimeKind,
+    /// Share clients and events with other servers through this Redis
+    /// (`redis://127.0.0.1:6379`); without it, the hub is in memory.
+    #[arg(long, env = "SSE_REDIS")]
+    redis: Option<String>,
+}
+
+/// The service: on an in-memory hub, or on one shared through Redis.
+fn build(
+    config: Config,
+    runtime: std::sync::Arc<dyn sse_http::Runtime>,
+    redis: Option<&str>,
+    tasks: impl sse_http::TaskHandler,
+) -> std::io::Result<Sse> {
+    let hub = sse_registry::Hub::new(config.registry.clone());
+    let Some(url) = redis else {
+        return Ok(Sse::with_hub(config, hub, runtime, tasks));
+    };
+    let backend = sse_redis::RedisBackend::start(
+        sse_redis::RedisConfig::new(url),
+        hub.clone(),
+        runtime.clone(),
+    )
+    .map_err(std::io::Error::other)?;
+    tracing::info!("sharing the hub through redis");
+    Ok(Sse::with_backend(
+        config,
+        hub,
+        std::sync::Arc::new(backend),
+        runtime,
+        tasks,
+    ))
 }
 
 /// The runtimes the demo can serve on.
@@ -73,7 +104,8 @@ fn main() -> std::io::Result<()> {
         RuntimeKind::Tokio => tokio::runtime::Runtime::new()?.block_on(async move {
             let listener = tokio::net::TcpListener::bind(args.listen).await?;
             println!("demo (tokio): open http://{}/", listener.local_addr()?);
-            let sse = sse_tokio::service(config, tasks);
+            let runtime = std::sync::Arc::new(sse_tokio::runtime());
+            let sse = build(config, runtime, args.redis.as_deref(), tasks)?;
             let shutdown = async {
                 tokio::signal::ctrl_c().await.ok();
             };
@@ -95,7 +127,8 @@ fn main() -> std::io::Result<()> {
             let served = smol::block_on(ex.run(async {
                 let listener = smol::net::TcpListener::bind(args.listen).await?;
                 println!("demo (smol): open http://{}/", listener.local_addr()?);
-                let sse = sse_smol::service(&ex, config, tasks);
+                let runtime = std::sync::Arc::new(sse_smol::runtime(&ex));
+                let sse = build(config, runtime, args.redis.as_deref(), tasks)?;
                 let shutdown = async {
                     stop_rx.recv().await.ok();
                 };

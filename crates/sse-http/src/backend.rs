@@ -1,0 +1,78 @@
+//! The seam for a cross-node backend: where the service sends what changes the hub.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use sse_codec::EventName;
+use sse_registry::ClientId;
+
+/// A boxed future borrowing its backend, as the methods of [`Backend`] return.
+pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
+
+/// Where an event goes: an owned [`sse_registry::Target`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipients {
+    /// One client.
+    Client(ClientId),
+    /// Every client of this name.
+    Name(String),
+    /// Every subscriber of this key.
+    Key(EventName),
+    /// Everyone.
+    All,
+}
+
+/// Why a backend could not do what it was asked: nothing was published (or it is not known
+/// whether it was), and the caller is told so (the service answers `503`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendError {
+    /// A short reason, for the response and the logs.
+    pub reason: String,
+}
+
+impl BackendError {
+    /// An error with this reason.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+/// A backend that makes several services act as one hub (see the `sse-redis` crate).
+///
+/// With a backend ([`Sse::with_backend`](crate::Sse::with_backend)), the service no longer
+/// changes its [`Hub`](sse_registry::Hub) itself for what must be shared: it asks the backend,
+/// which applies the change on every node's hub (this one's included) before it returns. The
+/// service still validates requests against its own hub first (unknown ids, key limits), and
+/// still reads from it (streams, names, the admin list). Without a backend, nothing changes.
+pub trait Backend: Send + Sync + 'static {
+    /// Issues a client id, known to every node once this returns.
+    fn issue(&self, name: Option<String>) -> BackendFuture<'_, ClientId>;
+    /// Subscribes the client to the key on every node.
+    fn subscribe(&self, id: ClientId, key: EventName) -> BackendFuture<'_, ()>;
+    /// Unsubscribes the client from the key on every node.
+    fn unsubscribe(&self, id: ClientId, key: EventName) -> BackendFuture<'_, ()>;
+    /// Forgets the client on every node, ending its stream wherever it is open.
+    fn remove(&self, id: ClientId) -> BackendFuture<'_, ()>;
+    /// Forgets every client on every node.
+    fn clear(&self) -> BackendFuture<'_, ()>;
+    /// Publishes an event to its recipients on every node; returns how many there were.
+    fn publish(
+        &self,
+        to: Recipients,
+        event: Option<EventName>,
+        data: String,
+    ) -> BackendFuture<'_, usize>;
+    /// A stale sweep safe to run on every node at once; returns the clients it removed.
+    fn sweep(&self) -> BackendFuture<'_, usize>;
+}
