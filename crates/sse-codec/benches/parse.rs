@@ -6,6 +6,10 @@
 //! as a client reading a socket would. Before timing, each implementation's event count and total
 //! data length are checked against what the generator wrote, so none can skip work.
 //!
+//! `sse-codec` is measured twice: through `Parser::feed` (borrowed chunks in, borrowed events out:
+//! the like-for-like comparison with `sse-core`, which also reads borrowed chunks, though it hands
+//! out owned events) and through `push` + `next` (queued `Bytes` in, owned events out).
+//!
 //! Run: `cargo bench -p sse-codec --bench parse -- --warm-up-time 1 --measurement-time 3`
 
 use std::convert::Infallible;
@@ -16,7 +20,7 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_main};
 use eventsource_stream::Eventsource as _;
 use futures::StreamExt as _;
-use sse_codec::{Item, Parser};
+use sse_codec::{Item, ItemRef, Parser};
 use sse_core::{SseDecoder, SseEvent};
 
 /// A typical TCP segment payload.
@@ -195,8 +199,29 @@ fn workloads() -> Vec<Workload> {
     all
 }
 
-/// `sse-codec`: `push` each chunk (a reference-count clone), drain `next` after every push.
-fn run_ours(chunks: &[Bytes]) -> Tally {
+/// `sse-codec` through its callback API: `feed` each chunk (borrowed); events come borrowed.
+fn run_ours_feed(chunks: &[Bytes]) -> Tally {
+    let mut parser = Parser::new();
+    let mut tally = Tally::default();
+    for chunk in chunks {
+        parser.feed(chunk, |item| match item {
+            Ok(ItemRef::Event(event)) => {
+                tally.add(event.data());
+                black_box(event);
+            }
+            Ok(ItemRef::Retry(ms)) => {
+                black_box(ms);
+            }
+            Err(err) => panic!("sse-codec: {err}"),
+        });
+    }
+    parser.finish();
+    tally
+}
+
+/// `sse-codec` through its pull API: `push` each chunk (a reference-count clone), drain `next`
+/// after every push; events come owned.
+fn run_ours_pull(chunks: &[Bytes]) -> Tally {
     let mut parser = Parser::new();
     let mut tally = Tally::default();
     let mut drain = |parser: &mut Parser| {
@@ -276,7 +301,18 @@ fn run_memchr(chunks: &[Bytes]) -> usize {
 fn parse(c: &mut Criterion) {
     for w in workloads() {
         // Correctness first, outside the timed loops: every implementation must see every event.
-        assert_eq!(run_ours(&w.chunks), w.expected, "sse-codec on {}", w.name);
+        assert_eq!(
+            run_ours_feed(&w.chunks),
+            w.expected,
+            "sse-codec feed on {}",
+            w.name
+        );
+        assert_eq!(
+            run_ours_pull(&w.chunks),
+            w.expected,
+            "sse-codec pull on {}",
+            w.name
+        );
         assert_eq!(
             run_sse_core(&w.chunks),
             w.expected,
@@ -296,7 +332,12 @@ fn parse(c: &mut Criterion) {
         // Long enough for stable numbers; few enough that the slowest peer fits the time budget.
         group.sample_size(20);
         let chunks = &w.chunks;
-        group.bench_function("sse-codec", |b| b.iter(|| run_ours(black_box(chunks))));
+        group.bench_function("sse-codec-feed", |b| {
+            b.iter(|| run_ours_feed(black_box(chunks)))
+        });
+        group.bench_function("sse-codec-pull", |b| {
+            b.iter(|| run_ours_pull(black_box(chunks)))
+        });
         group.bench_function("sse-core", |b| b.iter(|| run_sse_core(black_box(chunks))));
         group.bench_function("eventsource-stream", |b| {
             b.iter(|| run_eventsource_stream(black_box(chunks)))

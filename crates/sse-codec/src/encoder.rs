@@ -209,9 +209,7 @@ impl<'a> Frame<'a> {
     pub fn encoded_len(&self) -> usize {
         let mut len = 1; // the blank line that ends the frame
         if let Some(text) = self.comment {
-            len += lines(text)
-                .map(|line| ": \n".len() + line.len())
-                .sum::<usize>();
+            len += lines_len(text, ": \n".len());
         }
         if let Some(name) = self.event {
             len += "event: \n".len() + name.as_str().len();
@@ -223,9 +221,7 @@ impl<'a> Frame<'a> {
             len += "retry: \n".len() + decimal_len(ms);
         }
         if let Some(data) = self.data {
-            len += lines(data)
-                .map(|line| "data: \n".len() + line.len())
-                .sum::<usize>();
+            len += lines_len(data, "data: \n".len());
         }
         len
     }
@@ -233,6 +229,18 @@ impl<'a> Frame<'a> {
     /// Appends the encoded frame to `buf`.
     pub fn encode_to(&self, buf: &mut BytesMut) {
         buf.reserve(self.encoded_len());
+        self.write(buf);
+    }
+
+    /// Encodes the frame into one shared buffer.
+    pub fn encode(&self) -> Bytes {
+        let mut buf = BytesMut::with_capacity(self.encoded_len());
+        self.write(&mut buf);
+        buf.freeze()
+    }
+
+    /// Writes the frame into `buf`, which has room for it.
+    fn write(&self, buf: &mut BytesMut) {
         if let Some(text) = self.comment {
             for line in lines(text) {
                 put_line(buf, b": ", line);
@@ -255,13 +263,6 @@ impl<'a> Frame<'a> {
         }
         buf.put_u8(b'\n');
     }
-
-    /// Encodes the frame into one shared buffer.
-    pub fn encode(&self) -> Bytes {
-        let mut buf = BytesMut::with_capacity(self.encoded_len());
-        self.encode_to(&mut buf);
-        buf.freeze()
-    }
 }
 
 /// A comment line on its own, such as a keep-alive: `:text\n`. Line breaks in `text` start new
@@ -271,7 +272,7 @@ impl<'a> Frame<'a> {
 /// assert_eq!(&sse_codec::comment("ping")[..], b": ping\n");
 /// ```
 pub fn comment(text: &str) -> Bytes {
-    let mut buf = BytesMut::with_capacity(lines(text).map(|line| ": \n".len() + line.len()).sum());
+    let mut buf = BytesMut::with_capacity(lines_len(text, ": \n".len()));
     for line in lines(text) {
         put_line(&mut buf, b": ", line);
     }
@@ -285,27 +286,46 @@ fn put_line(buf: &mut BytesMut, prefix: &[u8], value: &str) {
 }
 
 /// Splits `text` at every CRLF, CR or LF. The empty string is one empty line.
+///
+/// One `memchr2_iter` walk: each search resumes where the previous one stopped.
 fn lines(text: &str) -> impl Iterator<Item = &str> {
-    let mut rest = Some(text);
+    let bytes = text.as_bytes();
+    let mut breaks = memchr::memchr2_iter(b'\r', b'\n', bytes);
+    let mut start = Some(0);
     core::iter::from_fn(move || {
-        let current = rest?;
-        match memchr::memchr2(b'\r', b'\n', current.as_bytes()) {
-            None => {
-                rest = None;
-                Some(current)
-            }
-            Some(at) => {
-                let bytes = current.as_bytes();
-                let next = if bytes[at] == b'\r' && bytes.get(at + 1) == Some(&b'\n') {
-                    at + 2
-                } else {
-                    at + 1
-                };
-                rest = Some(&current[next..]);
-                Some(&current[..at])
-            }
-        }
+        let from = start?;
+        // The LF of a CRLF was taken with its CR.
+        let Some(at) = breaks.find(|&at| at >= from) else {
+            start = None;
+            return Some(&text[from..]);
+        };
+        let crlf = bytes[at] == b'\r' && bytes.get(at + 1) == Some(&b'\n');
+        start = Some(at + 1 + usize::from(crlf));
+        Some(&text[from..at])
     })
+}
+
+/// The length of `text` written as [`lines`] of `extra` more bytes each (a prefix and an LF),
+/// without splitting it: a count of line-break bytes that the compiler vectorizes.
+fn lines_len(text: &str, extra: usize) -> usize {
+    let bytes = text.as_bytes();
+    let count = |block: &[u8]| {
+        let mut n = 0u8; // at most 128
+        for &b in block {
+            n += u8::from(b == b'\n') + u8::from(b == b'\r');
+        }
+        usize::from(n)
+    };
+    let blocks = bytes.chunks_exact(128);
+    let tail = count(blocks.remainder());
+    let breaks = blocks.map(count).sum::<usize>() + tail;
+    // A CRLF is two bytes but one line break.
+    let crlf = match memchr::memchr(b'\r', bytes) {
+        Some(_) => memchr::memmem::find_iter(bytes, b"\r\n").count(),
+        None => 0,
+    };
+    let lines = breaks - crlf + 1;
+    lines * extra + bytes.len() - breaks
 }
 
 fn decimal_len(mut n: u64) -> usize {
@@ -342,6 +362,26 @@ mod tests {
         assert_eq!(got, ["a", "b", "c", "d", "", "e"]);
         assert_eq!(lines("").collect::<Vec<_>>(), [""]);
         assert_eq!(lines("x\n").collect::<Vec<_>>(), ["x", ""]);
+    }
+
+    #[test]
+    fn lines_len_counts_what_lines_gives() {
+        for text in [
+            "",
+            "a",
+            "\r",
+            "\n",
+            "\r\n",
+            "a\r\nb\rc\nd\n\re",
+            "\r\r\n\n",
+            "x\n",
+        ] {
+            let expected: usize = lines(text).map(|line| 3 + line.len()).sum();
+            assert_eq!(lines_len(text, 3), expected, "{text:?}");
+        }
+        let long = "lorem ipsum\r\n".repeat(100) + &"dolor\n".repeat(100) + "\r";
+        let expected: usize = lines(&long).map(|line| 7 + line.len()).sum();
+        assert_eq!(lines_len(&long, 7), expected);
     }
 
     #[test]

@@ -8,6 +8,28 @@
 //!
 //! # Parsing
 //!
+//! [`Parser::feed`] parses a borrowed chunk and hands each item to a callback, borrowed from the
+//! chunk or the parser: no allocation per event, no copy of a one-line event. The fastest way.
+//!
+//! ```
+//! use sse_codec::{ItemRef, Parser};
+//!
+//! let mut parser = Parser::new();
+//! let mut total = 0;
+//! for chunk in [&b"data: 12\n\nid: 1\ndata: 3"[..], b"0\n\n"] {
+//!     parser.feed(chunk, |item| match item {
+//!         Ok(ItemRef::Event(event)) => total += event.data().parse::<u32>().unwrap_or(0),
+//!         Ok(ItemRef::Retry(_)) => {}
+//!         Err(limit) => eprintln!("skipped an event: {limit}"),
+//!     });
+//! }
+//! parser.finish();
+//! assert_eq!((total, parser.last_event_id()), (42, "1"));
+//! ```
+//!
+//! The pull API queues chunks (a `bytes::Bytes` without a copy) and returns owned [`Item`]s; it
+//! gives exactly the same items.
+//!
 //! ```
 //! use sse_codec::{Item, Parser};
 //!
@@ -59,4 +81,4 @@ mod encoder;
 mod parser;
 
 pub use encoder::{EventId, EventName, Frame, InvalidField, comment};
-pub use parser::{Error, Event, Item, Limits, Parser};
+pub use parser::{Error, Event, EventRef, Item, ItemRef, Limits, Parser};

@@ -1,6 +1,7 @@
 //! Replays the golden corpus in `tests/corpus/` (see its README for the format) through the
-//! streaming parser, in one piece, split in two at every offset and in 1-byte chunks, and through
-//! the naive reference parser, checking every replay against the hand-written expectations.
+//! streaming parser, with its pull API (`push` + `next`) and its callback API (`feed`) alike, in
+//! one piece, split in two at every offset and in 1-byte chunks, and through the naive reference
+//! parser, checking every replay against the hand-written expectations.
 
 #[path = "support/naive.rs"]
 mod naive;
@@ -9,7 +10,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use sse_codec::{Event, Item, Parser};
+use sse_codec::{Event, Item, ItemRef, Parser};
 
 /// The corpus must never silently shrink below this.
 const MIN_CASES: usize = 60;
@@ -181,6 +182,23 @@ fn replay<'a>(chunks: impl IntoIterator<Item = &'a [u8]>, queue: bool) -> Outcom
     }
 }
 
+/// [`replay`] through the callback API: `feed` each chunk, then `finish`.
+fn replay_feed<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
+    let mut parser = Parser::new();
+    let mut got = Vec::new();
+    for chunk in chunks {
+        parser.feed(chunk, |item| {
+            let item = item.unwrap_or_else(|err| panic!("limit error with default limits: {err}"));
+            got.push(ItemRef::to_owned(&item));
+        });
+    }
+    parser.finish();
+    Outcome {
+        items: got,
+        last_id: parser.last_event_id().to_owned(),
+    }
+}
+
 fn escape(bytes: &[u8]) -> String {
     let mut out = String::new();
     for &b in bytes {
@@ -238,6 +256,8 @@ fn corpus_is_large_enough() {
 fn corpus_whole_input() {
     run(|case, failures| {
         failures.extend(check(case, "one chunk", &replay([&case.input[..]], false)));
+        let fed = replay_feed([&case.input[..]]);
+        failures.extend(check(case, "one chunk, fed", &fed));
     });
 }
 
@@ -248,6 +268,8 @@ fn corpus_every_two_way_split() {
             let (a, b) = case.input.split_at(at);
             let chunking = format!("split in two at byte {at}");
             failures.extend(check(case, &chunking, &replay([a, b], false)));
+            let chunking = format!("split in two at byte {at}, fed");
+            failures.extend(check(case, &chunking, &replay_feed([a, b])));
         }
     });
 }
@@ -259,6 +281,7 @@ fn corpus_one_byte_chunks() {
         failures.extend(check(case, "1-byte chunks", &replay(chunks(), false)));
         let queued = "1-byte chunks, all queued before reading";
         failures.extend(check(case, queued, &replay(chunks(), true)));
+        failures.extend(check(case, "1-byte chunks, fed", &replay_feed(chunks())));
     });
 }
 

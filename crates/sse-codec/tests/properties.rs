@@ -1,7 +1,8 @@
-//! Property tests for the parser and the encoder: the streaming parser agrees with the naive
-//! reference parser on arbitrary bytes under arbitrary chunking, encoded frames parse back to what
-//! was encoded, and with small [`Limits`] the output stays bounded, does not depend on chunking,
-//! and the parser recovers after a limit error.
+//! Property tests for the parser and the encoder: the streaming parser, through its pull API
+//! (`push` + `next`) and its callback API (`feed`) alike, agrees with the naive reference parser on
+//! arbitrary bytes under arbitrary chunking; encoded frames parse back to what was encoded; and
+//! with small [`Limits`] the output stays bounded, does not depend on chunking or on the API, and
+//! the parser recovers after a limit error.
 
 #[path = "support/naive.rs"]
 mod naive;
@@ -9,7 +10,7 @@ mod naive;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
-use sse_codec::{Error, Event, EventId, EventName, Frame, Item, Limits, Parser, comment};
+use sse_codec::{Error, Event, EventId, EventName, Frame, Item, ItemRef, Limits, Parser, comment};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -42,6 +43,43 @@ fn run(limits: Limits, input: &[u8], cuts: &[usize], queue: bool) -> Outcome {
         items,
         last_id: parser.last_event_id().to_owned(),
     }
+}
+
+/// [`run`] through the callback API: `feed` each chunk, then `finish`.
+fn run_feed(limits: Limits, input: &[u8], cuts: &[usize]) -> Outcome {
+    let mut parser = Parser::with_limits(limits);
+    let mut items = Vec::new();
+    let mut start = 0;
+    for &end in cuts.iter().chain([&input.len()]) {
+        parser.feed(&input[start..end], |item| {
+            items.push(item.map(|item: ItemRef<'_>| item.to_owned()));
+        });
+        start = end;
+    }
+    parser.finish();
+    Outcome {
+        items,
+        last_id: parser.last_event_id().to_owned(),
+    }
+}
+
+/// Every way to run one chunking: pulled after every push, pulled once everything is queued, and
+/// fed. All must agree; returns what they gave.
+fn run_all_ways(limits: Limits, input: &[u8], cuts: &[usize]) -> Result<Outcome, TestCaseError> {
+    let pulled = run(limits, input, cuts, false);
+    prop_assert_eq!(
+        &run(limits, input, cuts, true),
+        &pulled,
+        "queued, cuts {:?}",
+        cuts
+    );
+    prop_assert_eq!(
+        &run_feed(limits, input, cuts),
+        &pulled,
+        "fed, cuts {:?}",
+        cuts
+    );
+    Ok(pulled)
 }
 
 /// Sorted split points for `len` bytes.
@@ -123,6 +161,38 @@ fn chunked_stream(max_tokens: usize) -> impl Strategy<Value = (Vec<u8>, Vec<usiz
         let cuts = cut_points(input.len(), &picks);
         (input, cuts)
     })
+}
+
+/// Streams with long lines (past the sizes at which the parser decodes a data value in place, or
+/// gathers pieces before decoding them): long runs of ASCII, multi-byte characters and invalid
+/// sequences in `data` (and other) values, so that chunk boundaries fall inside sequences.
+fn long_line_stream() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        4 => "[a-z ]{1,90}".prop_map(String::into_bytes),
+        3 => prop::sample::select(vec!["é", "€", "😀", "\u{FEFF}", "ßü"])
+            .prop_map(|s| s.as_bytes().to_vec()),
+        2 => prop::sample::select(vec![
+            &b"\xFF"[..],
+            b"\x80\x80",
+            b"\xC3",
+            b"\xE2\x82",
+            b"\xF0\x9F\x98",
+            b"\xED\xA0\x80",
+            b"\xE0\x80\xAF",
+        ])
+        .prop_map(<[u8]>::to_vec),
+    ];
+    let value = vec(piece, 0..12).prop_map(|pieces| pieces.concat());
+    let name = prop::sample::select(vec![&b"data"[..], b"data", b"data", b"event", b"id", b"x"]);
+    let eol = prop::sample::select(vec![&b"\n"[..], b"\r", b"\r\n", b"\n\n", b"\r\n\r\n"]);
+    let line = (name, prop::bool::ANY, value, eol).prop_map(|(name, space, value, eol)| {
+        let mut line = name.to_vec();
+        line.extend_from_slice(if space { b": " } else { b":" });
+        line.extend_from_slice(&value);
+        line.extend_from_slice(eol);
+        line
+    });
+    vec(line, 0..10).prop_map(|lines| lines.concat())
 }
 
 /// Text for values, heavy in line breaks, spaces, colons and characters that matter.
@@ -248,24 +318,38 @@ fn event_data_lens(items: &[Result<Item, Error>]) -> impl Iterator<Item = usize>
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// The streaming parser, fed arbitrary chunks, gives exactly what the naive reference parser
-    /// gives for the whole stream, and leaves the same last event id.
+    /// The streaming parser, given arbitrary chunks through either API, gives exactly what the
+    /// naive reference parser gives for the whole stream, and leaves the same last event id.
     #[test]
     fn fast_parser_matches_naive((input, cuts) in chunked_stream(80)) {
         let expected = naive_outcome(&input);
-        prop_assert_eq!(&run(Limits::DEFAULT, &input, &[], false), &expected, "one chunk");
-        prop_assert_eq!(&run(Limits::DEFAULT, &input, &cuts, false), &expected, "cuts {:?}", cuts);
-        prop_assert_eq!(&run(Limits::DEFAULT, &input, &cuts, true), &expected, "queued {:?}", cuts);
+        prop_assert_eq!(&run_all_ways(Limits::DEFAULT, &input, &[])?, &expected, "one chunk");
+        prop_assert_eq!(&run_all_ways(Limits::DEFAULT, &input, &cuts)?, &expected, "cuts {:?}", cuts);
     }
 
-    /// The items do not depend on how the stream is split, down to 1-byte chunks.
+    /// The items do not depend on how the stream is split, down to 1-byte chunks, nor on the API.
     #[test]
     fn chunking_invariance((input, cuts) in chunked_stream(60)) {
         let whole = run(Limits::DEFAULT, &input, &[], false);
-        prop_assert_eq!(&run(Limits::DEFAULT, &input, &cuts, false), &whole, "cuts {:?}", cuts);
+        prop_assert_eq!(&run_feed(Limits::DEFAULT, &input, &[]), &whole, "fed whole");
+        prop_assert_eq!(&run_all_ways(Limits::DEFAULT, &input, &cuts)?, &whole, "cuts {:?}", cuts);
         let bytes = every_byte(input.len());
-        prop_assert_eq!(&run(Limits::DEFAULT, &input, &bytes, false), &whole, "1-byte chunks");
-        prop_assert_eq!(&run(Limits::DEFAULT, &input, &bytes, true), &whole, "1-byte, queued");
+        prop_assert_eq!(&run_all_ways(Limits::DEFAULT, &input, &bytes)?, &whole, "1-byte chunks");
+    }
+
+    /// Long lines of mixed and invalid UTF-8, split anywhere (inside sequences too): both APIs
+    /// give what the naive parser gives.
+    #[test]
+    fn long_lines_match_naive(
+        input in long_line_stream(),
+        picks in vec(any::<Index>(), 0..16),
+    ) {
+        let expected = naive_outcome(&input);
+        let cuts = cut_points(input.len(), &picks);
+        prop_assert_eq!(&run_all_ways(Limits::DEFAULT, &input, &[])?, &expected, "one chunk");
+        prop_assert_eq!(&run_all_ways(Limits::DEFAULT, &input, &cuts)?, &expected, "cuts {:?}", cuts);
+        let tens: Vec<usize> = (10..input.len()).step_by(10).collect();
+        prop_assert_eq!(&run_all_ways(Limits::DEFAULT, &input, &tens)?, &expected, "10-byte chunks");
     }
 
     /// With small limits, no event's data is longer than `max_event_len`, and the items, errors
@@ -280,10 +364,10 @@ proptest! {
         for len in event_data_lens(&whole.items) {
             prop_assert!(len <= limits.max_event_len, "{} > {:?}", len, limits);
         }
-        prop_assert_eq!(&run(limits, &input, &cuts, false), &whole, "cuts {:?}", cuts);
+        prop_assert_eq!(&run_feed(limits, &input, &[]), &whole, "fed whole");
+        prop_assert_eq!(&run_all_ways(limits, &input, &cuts)?, &whole, "cuts {:?}", cuts);
         let bytes = every_byte(input.len());
-        prop_assert_eq!(&run(limits, &input, &bytes, false), &whole, "1-byte chunks");
-        prop_assert_eq!(&run(limits, &input, &bytes, true), &whole, "1-byte, queued");
+        prop_assert_eq!(&run_all_ways(limits, &input, &bytes)?, &whole, "1-byte chunks");
         if whole.items.iter().all(Result::is_ok) {
             prop_assert_eq!(&whole, &naive_outcome(&input));
         }
@@ -303,7 +387,7 @@ proptest! {
         let (wire, items, last_id) = encode_frames(&frames);
         let expected = Outcome { items: items.into_iter().map(Ok).collect(), last_id };
         let cuts = cut_points(wire.len(), &picks);
-        prop_assert_eq!(&run(Limits::DEFAULT, &wire, &cuts, false), &expected, "cuts {:?}", cuts);
+        prop_assert_eq!(&run_all_ways(Limits::DEFAULT, &wire, &cuts)?, &expected, "cuts {:?}", cuts);
         prop_assert_eq!(&naive_outcome(&wire), &expected, "naive");
     }
 
@@ -323,7 +407,7 @@ proptest! {
         expected.extend(items.into_iter().map(Ok));
         let expected = Outcome { items: expected, last_id };
         let cuts = cut_points(input.len(), &picks);
-        prop_assert_eq!(&run(RECOVERY_LIMITS, &input, &cuts, false), &expected, "cuts {:?}", cuts);
+        prop_assert_eq!(&run_all_ways(RECOVERY_LIMITS, &input, &cuts)?, &expected, "cuts {:?}", cuts);
     }
 }
 
@@ -407,8 +491,22 @@ fn small_frame_spec() -> impl Strategy<Value = FrameSpec> {
 // ------------------------------------------------------------------------------------------------
 // Limits at their exact boundaries
 
+/// [`run`], checked against the other ways of running the same chunking.
+fn run_checked(limits: Limits, input: &[u8], cuts: &[usize]) -> Outcome {
+    let pulled = run(limits, input, cuts, false);
+    assert_eq!(
+        run(limits, input, cuts, true),
+        pulled,
+        "queued, cuts {cuts:?}"
+    );
+    assert_eq!(run_feed(limits, input, cuts), pulled, "fed, cuts {cuts:?}");
+    pulled
+}
+
 fn parse_with(limits: Limits, input: &[u8]) -> Vec<Result<Item, Error>> {
-    run(limits, input, &[], false).items
+    let pulled = run(limits, input, &[], false);
+    assert_eq!(run_feed(limits, input, &[]), pulled, "feed and pull differ");
+    pulled.items
 }
 
 fn message(data: &str) -> Result<Item, Error> {
@@ -481,7 +579,7 @@ fn limit_errors_skip_to_the_end_of_the_event() {
         Ok(Item::Event(Event::new("message", "b", "1"))),
     ];
     for cuts in [vec![], every_byte(input.len())] {
-        let outcome = run(limits, input, &cuts, false);
+        let outcome = run_checked(limits, input, &cuts);
         assert_eq!(outcome.items, expected, "cuts {cuts:?}");
         assert_eq!(outcome.last_id, "1");
     }
@@ -504,12 +602,12 @@ fn first_limit_broken_decides_the_error_whatever_the_chunking() {
     let expected2 = [Err(Error::LineTooLong { limit: 10 }), message("ok")];
     for cuts in [vec![], vec![7], vec![9], every_byte(input.len())] {
         assert_eq!(
-            run(limits, input, &cuts, false).items,
+            run_checked(limits, input, &cuts).items,
             expected,
             "cuts {cuts:?}"
         );
         assert_eq!(
-            run(limits2, input, &cuts, false).items,
+            run_checked(limits2, input, &cuts).items,
             expected2,
             "cuts {cuts:?}"
         );
@@ -530,7 +628,7 @@ fn event_limit_counts_replacement_characters() {
         message("\u{FFFD}"),
     ];
     for cuts in [vec![], every_byte(input.len())] {
-        let outcome = run(limits, input, &cuts, false);
+        let outcome = run_checked(limits, input, &cuts);
         assert_eq!(outcome.items, expected, "cuts {cuts:?}");
         assert_eq!(outcome.last_id, "");
     }
@@ -539,4 +637,41 @@ fn event_limit_counts_replacement_characters() {
         max_event_len: 3,
     };
     assert_eq!(parse_with(limits, b"data: \xFF\n\n"), [message("\u{FFFD}")]);
+}
+
+#[test]
+fn long_values_split_anywhere() {
+    // Long data values (decoded in place, or gathered first, depending on where the chunks
+    // split them) with multi-byte characters, invalid and cut-short sequences at every distance
+    // from a chunk boundary; and an event type and id of the same kind.
+    let mut input = Vec::new();
+    for (i, odd) in [&b"\xE2\x82"[..], b"\xF0\x9F\x98", b"\xFF", b"\xC3"]
+        .into_iter()
+        .enumerate()
+    {
+        let ascii = "abcdefghij".repeat(7 + i);
+        input.extend_from_slice(if i % 2 == 0 { b"data: " } else { b"data:" });
+        input.extend_from_slice(format!("{ascii}€{ascii}😀é").as_bytes());
+        input.extend_from_slice(odd);
+        input.extend_from_slice(format!("{ascii}ß").as_bytes());
+        input.extend_from_slice(odd);
+        input.extend_from_slice(if i == 2 { b"\r\n" } else { b"\n" });
+        if i == 1 {
+            input.extend_from_slice(format!("event: {ascii}€\nid: 😀{ascii}\n").as_bytes());
+            input.extend_from_slice(b"\n");
+        }
+    }
+    input.extend_from_slice(b"\n");
+    let expected = naive_outcome(&input);
+    assert_eq!(expected.items.len(), 2);
+    for at in 0..=input.len() {
+        let outcome = run_checked(Limits::DEFAULT, &input, &[at]);
+        assert_eq!(outcome, expected, "split at {at}");
+    }
+    for first in (0..input.len()).step_by(5) {
+        for second in (first..input.len()).step_by(11) {
+            let outcome = run_checked(Limits::DEFAULT, &input, &[first, second]);
+            assert_eq!(outcome, expected, "split at {first} and {second}");
+        }
+    }
 }
