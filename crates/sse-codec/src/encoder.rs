@@ -227,8 +227,12 @@ impl<'a> Frame<'a> {
     }
 
     /// Appends the encoded frame to `buf`.
+    ///
+    /// One pass over the values: `buf` is grown as needed rather than sized exactly first (a
+    /// buffer reused from frame to frame rarely needs to grow).
     pub fn encode_to(&self, buf: &mut BytesMut) {
-        buf.reserve(self.encoded_len());
+        let values = self.data.map_or(0, str::len) + self.comment.map_or(0, str::len);
+        buf.reserve(values + 64);
         self.write(buf);
     }
 
@@ -239,7 +243,7 @@ impl<'a> Frame<'a> {
         buf.freeze()
     }
 
-    /// Writes the frame into `buf`, which has room for it.
+    /// Writes the frame into `buf`.
     fn write(&self, buf: &mut BytesMut) {
         if let Some(text) = self.comment {
             for line in lines(text) {
@@ -308,21 +312,32 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
 /// The length of `text` written as [`lines`] of `extra` more bytes each (a prefix and an LF),
 /// without splitting it: a count of line-break bytes that the compiler vectorizes.
 fn lines_len(text: &str, extra: usize) -> usize {
-    let bytes = text.as_bytes();
-    let count = |block: &[u8]| {
-        let mut n = 0u8; // at most 128
+    // Line-break bytes and CRs in a block of at most 128 bytes.
+    fn count(block: &[u8; 128]) -> (usize, usize) {
+        let (mut breaks, mut crs) = (0u8, 0u8);
         for &b in block {
-            n += u8::from(b == b'\n') + u8::from(b == b'\r');
+            breaks += u8::from(b == b'\n') + u8::from(b == b'\r');
+            crs += u8::from(b == b'\r');
         }
-        usize::from(n)
-    };
+        (usize::from(breaks), usize::from(crs))
+    }
+    let bytes = text.as_bytes();
     let blocks = bytes.chunks_exact(128);
-    let tail = count(blocks.remainder());
-    let breaks = blocks.map(count).sum::<usize>() + tail;
+    let mut tail = [0u8; 128]; // NUL is not a line break
+    tail[..blocks.remainder().len()].copy_from_slice(blocks.remainder());
+    let (mut breaks, mut crs) = count(&tail);
+    for block in blocks {
+        // Always 128 bytes (`chunks_exact`).
+        if let Ok(block) = <&[u8; 128]>::try_from(block) {
+            let (b, c) = count(block);
+            breaks += b;
+            crs += c;
+        }
+    }
     // A CRLF is two bytes but one line break.
-    let crlf = match memchr::memchr(b'\r', bytes) {
-        Some(_) => memchr::memmem::find_iter(bytes, b"\r\n").count(),
-        None => 0,
+    let crlf = match crs {
+        0 => 0,
+        _ => memchr::memmem::find_iter(bytes, b"\r\n").count(),
     };
     let lines = breaks - crlf + 1;
     lines * extra + bytes.len() - breaks
@@ -396,6 +411,27 @@ mod tests {
         ] {
             assert_eq!(frame.encode().len(), frame.encoded_len(), "{frame:?}");
         }
+    }
+
+    #[test]
+    fn encode_to_appends_what_encode_gives() {
+        let name = EventName::from_static("x");
+        let long = "line\r\n".repeat(100);
+        let mut buf = BytesMut::from(&b"before"[..]);
+        let mut expected = b"before".to_vec();
+        for frame in [
+            Frame::new()
+                .data(&long)
+                .comment("a\nb")
+                .event(&name)
+                .retry(7),
+            Frame::new(),
+            Frame::new().data(""),
+        ] {
+            frame.encode_to(&mut buf);
+            expected.extend_from_slice(&frame.encode());
+        }
+        assert_eq!(&buf[..], &expected[..]);
     }
 
     #[test]

@@ -210,7 +210,6 @@ impl<'a> EventRef<'a> {
     }
 
     /// Copies the event into an owned [`Event`].
-    #[allow(clippy::wrong_self_convention)] // `&self`, so that `(&event).to_owned()` is an `Event` too.
     pub fn to_owned(&self) -> Event {
         Event::new(self.event_type, self.data, self.last_event_id)
     }
@@ -237,7 +236,6 @@ pub enum ItemRef<'a> {
 
 impl ItemRef<'_> {
     /// Copies the item into an owned [`Item`].
-    #[allow(clippy::wrong_self_convention)] // As for `EventRef::to_owned`.
     pub fn to_owned(&self) -> Item {
         match self {
             Self::Event(event) => Item::Event(event.to_owned()),
