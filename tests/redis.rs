@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use client::{Events, PATIENCE, Version, call, eventually};
+use client::{Events, PATIENCE, Version, call, eventually, issue};
 use http::{Method, StatusCode};
 use sse_http::{Config, Runtime, Sse, Task};
 use sse_redis::{RedisBackend, RedisConfig};
@@ -132,16 +132,6 @@ fn run(f: impl std::future::Future<Output = ()>) {
         .build()
         .expect("runtime")
         .block_on(f);
-}
-
-async fn issue(addr: SocketAddr, name: Option<&str>) -> String {
-    let path = match name {
-        Some(name) => format!("/sse/clients?name={name}"),
-        None => "/sse/clients".into(),
-    };
-    let reply = call(addr, Method::POST, &path, &[], "").await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    reply.body
 }
 
 async fn open(addr: SocketAddr, id: &str, last: Option<&str>) -> Events {

@@ -95,6 +95,17 @@ pub async fn call(
     }
 }
 
+/// Issues a client id (`POST /sse/clients[?name=N]`), which must succeed.
+pub async fn issue(addr: SocketAddr, name: Option<&str>) -> String {
+    let path = match name {
+        Some(name) => format!("/sse/clients?name={name}"),
+        None => "/sse/clients".into(),
+    };
+    let reply = call(addr, Method::POST, &path, &[], "").await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.body
+}
+
 /// An open event stream, parsed as it arrives.
 pub struct Events {
     pub status: StatusCode,

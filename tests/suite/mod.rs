@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use sse_http::{Config, Sse, Task};
 
-use self::client::{Events, PATIENCE, Version, call, eventually};
+use self::client::{Events, PATIENCE, Version, call, eventually, issue};
 use super::start_server;
 
 pub const TOKEN: &str = "s3cret-admin-token";
@@ -125,16 +125,6 @@ fn run(f: impl Future<Output = ()>) {
         .build()
         .expect("client runtime")
         .block_on(f);
-}
-
-async fn issue(addr: SocketAddr, name: Option<&str>) -> String {
-    let path = match name {
-        Some(name) => format!("/sse/clients?name={name}"),
-        None => "/sse/clients".into(),
-    };
-    let reply = call(addr, Method::POST, &path, &[], "").await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    reply.body
 }
 
 async fn open(addr: SocketAddr, id: &str) -> Events {
