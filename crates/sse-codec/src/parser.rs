@@ -748,6 +748,16 @@ impl Core {
                     continue;
                 }
                 b':' => {
+                    if self.raw_len == 0 && !self.id_set && !self.discarding {
+                        // Keep-alives (a comment, then a blank line that dispatches nothing): a
+                        // run of them is read in one tight loop.
+                        let next = skip_keepalives(buf, pos, self.limits.max_line_len);
+                        if next > pos {
+                            pos = next;
+                            self.type_set = false;
+                            continue;
+                        }
+                    }
                     if let Some(at) = find_eol(&rest[1..]) {
                         if at < self.limits.max_line_len || self.discarding {
                             pos = self.line_end(buf, pos + 1 + at);
@@ -1328,6 +1338,25 @@ const NEW_NAME: Line = Line::Name {
     name: [0; 6],
     len: 0,
 };
+
+/// From `pos` (a `:`), where the run of keep-alives starting there ends: each is a comment line
+/// within the line limit ended by LF, then an empty line ended by LF. Anything else (a CR, a line
+/// cut by the end of the chunk) ends the run, and the caller reads it the general way.
+#[inline]
+fn skip_keepalives(buf: &[u8], mut pos: usize, max_line_len: usize) -> usize {
+    while let Some(rest) = buf.get(pos + 1..) {
+        let Some(at) = find_eol(rest) else { break };
+        let end = pos + 1 + at;
+        if at >= max_line_len || buf.get(end..end + 2) != Some(b"\n\n") {
+            break;
+        }
+        pos = end + 2;
+        if buf.get(pos) != Some(&b':') {
+            break;
+        }
+    }
+    pos
+}
 
 /// Where the first CR or LF in `bytes` is.
 ///
