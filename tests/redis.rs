@@ -1,82 +1,27 @@
-//! Two servers sharing one Redis act as one hub: ids, subscriptions, tasks, removals and every
-//! published event cross nodes, `Last-Event-ID` resumes on the other node, and a Redis outage
-//! is reported to callers and survived. Starts its own `redis-server` on a free loopback port
-//! (and fails, loudly, when there is none on the PATH).
+//! Servers sharing one Redis act as one hub, on tokio: ids, subscriptions, tasks, removals and
+//! every published event cross nodes, `Last-Event-ID` resumes on another node (or resets when
+//! the gap is older than the history), a node started after the stream was trimmed still knows
+//! the clients, a stream opened on one node ends the client's stream on another, and a Redis
+//! outage is reported to callers and survived. Each test starts its own `redis-server` on a free
+//! loopback port (and fails, loudly, when there is none on the PATH).
 
 #![allow(unreachable_pub, dead_code)]
 
 #[path = "suite/client.rs"]
 mod client;
+#[path = "redis_support.rs"]
+mod support;
 
-use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use client::{Events, PATIENCE, Version, call, eventually, issue};
 use http::{Method, StatusCode};
-use sse_http::{Config, Runtime, Sse, Task};
+use sse_http::{Config, Runtime, Sse};
 use sse_redis::{RedisBackend, RedisConfig};
 use sse_registry::Hub;
-
-const TOKEN: &str = "s3cret-admin-token";
-const BEARER: (&str, &str) = ("authorization", "Bearer s3cret-admin-token");
-
-/// A `redis-server` of the test's own, killed (by its PID) when dropped.
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Redis {
-    fn start() -> Self {
-        let port = StdListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut redis = Self { port, child: None };
-        redis.spawn();
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!(
-                    "cannot start redis-server ({err}): install it (Debian: apt-get install \
-                     redis-server); .ci/run does"
-                )
-            });
-        self.child = Some(child);
-        let deadline = Instant::now() + PATIENCE;
-        while StdStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().ok();
-            child.wait().ok();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use support::{BEARER, Redis, TOKEN, broadcast, ends, message, open, task_handler};
 
 /// One server of the cluster, on an ephemeral loopback port.
 struct Node {
@@ -86,24 +31,23 @@ struct Node {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn task_handler(task: Task) {
-    for step in 1..=2 {
-        task.sleep(Duration::from_millis(20)).await;
-        task.progress(&format!("{}:{step}/2", task.id())).await;
-    }
+async fn node(redis: &Redis) -> Node {
+    node_with(redis, |_, _| {}).await
 }
 
-async fn node(redis: &Redis) -> Node {
+/// A node whose service and backend configurations `configure` adjusts first.
+async fn node_with(redis: &Redis, configure: impl FnOnce(&mut Config, &mut RedisConfig)) -> Node {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let mut config = Config::default();
     config.admin_token = Some(TOKEN.into());
-    let hub = Hub::new(config.registry.clone());
-    let runtime: Arc<dyn Runtime> = Arc::new(sse_tokio::runtime());
     let mut redis_config = RedisConfig::new(redis.url());
     redis_config.backoff_max = Duration::from_millis(200);
+    configure(&mut config, &mut redis_config);
+    let hub = Hub::new(config.registry.clone());
+    let runtime: Arc<dyn Runtime> = Arc::new(sse_tokio::runtime());
     let backend =
         RedisBackend::start(redis_config, hub.clone(), runtime.clone()).expect("redis url");
     let sse = Sse::with_backend(
@@ -134,150 +78,285 @@ fn run(f: impl std::future::Future<Output = ()>) {
         .block_on(f);
 }
 
-async fn open(addr: SocketAddr, id: &str, last: Option<&str>) -> Events {
-    let mut events = Events::open(addr, Version::H1, id, last).await;
-    assert_eq!(events.status, StatusCode::OK);
-    assert_eq!(events.expect("registered").await, id);
-    events
-}
-
-async fn broadcast(addr: SocketAddr, data: &str) -> serde_json::Value {
-    let reply = call(
-        addr,
-        Method::POST,
-        "/sse/broadcast",
-        &[BEARER],
-        data.to_owned(),
-    )
-    .await;
-    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
-    reply.json()
-}
-
-/// The next event, which must be a broadcast: its data and id.
-async fn message(events: &mut Events) -> (String, String) {
-    match events.next().await {
-        Some((t, data, id)) if t == "message" => (data, id),
-        other => panic!("expected a message, got {other:?}"),
-    }
-}
-
 #[test]
 fn two_nodes_act_as_one_hub() {
     let redis = Redis::start();
     run(async {
         let (a, b) = (node(&redis).await, node(&redis).await);
-
-        // An id issued on A opens its stream on B; one issued on B opens on A.
-        let alice_1 = issue(a.addr, Some("alice")).await;
-        let alice_2 = issue(b.addr, Some("alice")).await;
-        let mut on_b = open(b.addr, &alice_1, None).await;
-        let mut on_a = open(a.addr, &alice_2, None).await;
-
-        // A broadcast on B reaches clients on both nodes, with the same id, once each.
-        assert_eq!(broadcast(b.addr, "hello").await["delivered"], 2);
-        let (data, id_b) = message(&mut on_b).await;
-        let (data_a, id_a) = message(&mut on_a).await;
-        assert_eq!((data.as_str(), data_a.as_str()), ("hello", "hello"));
-        assert_eq!(id_a, id_b);
-        assert!(id_a.parse::<u64>().unwrap() > 1 << 20, "{id_a}");
-
-        // Subscribing on B (an id from A), notifying on A.
-        let put = call(
-            b.addr,
-            Method::PUT,
-            &format!("/sse/listen/{alice_1}/news"),
-            &[],
-            "",
-        )
-        .await;
-        assert_eq!(put.status, StatusCode::NO_CONTENT);
-        let reply = call(a.addr, Method::POST, "/sse/notify/news", &[BEARER], "extra").await;
-        assert_eq!(reply.status, StatusCode::ACCEPTED);
-        assert_eq!(reply.json()["delivered"], 1);
-        assert_eq!(on_b.expect("news").await, "extra");
-
-        // A task submitted on B (an id from A): its progress and completion reach both tabs
-        // of the name, one on each node.
-        let put = call(
-            b.addr,
-            Method::PUT,
-            &format!("/sse/tasks/{alice_1}/t1"),
-            &[],
-            "",
-        )
-        .await;
-        assert_eq!(put.status, StatusCode::ACCEPTED);
-        for events in [&mut on_a, &mut on_b] {
-            assert_eq!(events.expect("progress").await, "t1:1/2");
-            assert_eq!(events.expect("progress").await, "t1:2/2");
-            let done: serde_json::Value =
-                serde_json::from_str(&events.expect("completed").await).unwrap();
-            assert_eq!(done["taskid"], "t1");
-            assert_eq!(done["id"], alice_1.as_str());
-        }
-
-        // Reconnecting from A to B with Last-Event-ID replays exactly what was missed.
-        let bob = issue(a.addr, None).await;
-        let mut bob_a = open(a.addr, &bob, None).await;
-        broadcast(a.addr, "seen").await;
-        let (_, seen) = message(&mut bob_a).await;
-        drop(bob_a);
-        broadcast(b.addr, "missed 1").await;
-        call(
-            a.addr,
-            Method::POST,
-            "/sse/notify/news",
-            &[BEARER],
-            "not bob's",
-        )
-        .await;
-        broadcast(a.addr, "missed 2").await;
-        let mut bob_b = open(b.addr, &bob, Some(&seen)).await;
-        assert_eq!(message(&mut bob_b).await.0, "missed 1");
-        assert_eq!(message(&mut bob_b).await.0, "missed 2");
-        broadcast(a.addr, "live").await;
-        assert_eq!(message(&mut bob_b).await.0, "live");
-
-        // An id this cluster never used cannot be resumed: reset.
-        let mut stale = Events::open(b.addr, Version::H1, &bob, Some("12345")).await;
-        stale.expect("registered").await;
-        assert!(!stale.expect("reset").await.is_empty());
-        drop(stale);
-
-        // DELETE on A ends the stream open on B, and B forgets the id.
-        let del = call(
-            a.addr,
-            Method::DELETE,
-            &format!("/sse/clients/{alice_1}"),
-            &[],
-            "",
-        )
-        .await;
-        assert_eq!(del.status, StatusCode::NO_CONTENT);
-        let ended = tokio::time::timeout(PATIENCE, async {
-            loop {
-                if on_b.next().await.is_none() {
-                    break;
-                }
-            }
-        })
-        .await;
-        assert!(ended.is_ok(), "the stream on B did not end");
-        let gone = call(
-            b.addr,
-            Method::GET,
-            &format!("/sse/events/{alice_1}"),
-            &[],
-            "",
-        )
-        .await;
-        assert_eq!(gone.status, StatusCode::NOT_FOUND);
+        support::act_as_one_hub(a.addr, b.addr).await;
         let counts = a.backend.counts();
         assert!(
             counts.appended > 0 && counts.append_errors == 0,
             "{counts:?}"
         );
+        // Every node knew every id from the stream: nothing was looked up in the records.
+        assert_eq!((counts.imported, b.backend.counts().imported), (0, 0));
+        drop((a.sse, b.sse));
+    });
+}
+
+/// With a history of two events, a client reconnecting to the other node from an event older
+/// than that gets the single-node hub's `reset`: id and data the current sequence number (that
+/// of the last event), the greeting's id the same; from an event still held, it gets the rest.
+#[test]
+fn reconnecting_elsewhere_beyond_the_history_gets_a_reset() {
+    let redis = Redis::start();
+    run(async {
+        let tiny = |config: &mut Config, _: &mut RedisConfig| config.registry.history_len = 2;
+        let (a, b) = (node_with(&redis, tiny).await, node_with(&redis, tiny).await);
+        let watcher = issue(a.addr, None).await;
+        let bob = issue(a.addr, None).await;
+        let mut watching = open(a.addr, &watcher, None).await;
+        let mut bob_a = open(a.addr, &bob, None).await;
+        broadcast(a.addr, "seen").await;
+        let (_, seen) = message(&mut bob_a).await;
+        assert_eq!(message(&mut watching).await.1, seen);
+        drop(bob_a);
+
+        let mut ids = Vec::new();
+        for n in 1..=4 {
+            broadcast(a.addr, &format!("missed {n}")).await;
+            ids.push(message(&mut watching).await.1);
+        }
+        let last = ids[3].clone();
+        let head: u64 = last.parse().expect("a numeric id");
+        let hub = b.sse.hub().clone();
+        eventually("B applies every broadcast", || hub.stats().seq >= head).await;
+
+        // "seen" and "missed 1, 2" are gone from B's history of two: reset.
+        let mut bob_b = Events::open(b.addr, Version::H1, &bob, Some(&seen)).await;
+        assert_eq!(bob_b.status, StatusCode::OK);
+        let greeting = bob_b.next().await.expect("a greeting");
+        assert_eq!(greeting, ("registered".into(), bob.clone(), last.clone()));
+        let reset = bob_b.next().await.expect("a reset");
+        assert_eq!(reset, ("reset".into(), last.clone(), last.clone()));
+        assert!(hub.stats().lagged >= 1);
+
+        // From "missed 3", still held: exactly "missed 4", then what comes live.
+        let mut again = open(b.addr, &bob, Some(&ids[2])).await;
+        ends(&mut bob_b, "the replaced stream on B").await;
+        assert_eq!(message(&mut again).await, ("missed 4".into(), last.clone()));
+        broadcast(a.addr, "live").await;
+        let (data, id) = message(&mut again).await;
+        assert_eq!(data, "live");
+        assert!(id.parse::<u64>().expect("a numeric id") > head, "{id}");
+        drop((a.sse, b.sse));
+    });
+}
+
+/// A node started after the stream was trimmed (past every record of a client) still knows the
+/// client, from its Redis record: its stream, name and subscriptions, new subscriptions and
+/// tasks work there; a removed client, a client forgotten by "forget all", and an id nobody
+/// issued are 404.
+#[test]
+fn a_node_started_after_a_trim_knows_the_clients() {
+    let redis = Redis::start();
+    run(async {
+        let a = node(&redis).await;
+        let carol = issue(a.addr, Some("carol")).await;
+        let put = call(
+            a.addr,
+            Method::PUT,
+            &format!("/sse/listen/{carol}/news"),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(put.status, StatusCode::NO_CONTENT);
+        let dave = issue(a.addr, None).await;
+        let frank = issue(a.addr, None).await;
+        let del = call(
+            a.addr,
+            Method::DELETE,
+            &format!("/sse/clients/{dave}"),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(del.status, StatusCode::NO_CONTENT);
+        assert_eq!(redis.command(&["XTRIM", "sse:events", "MAXLEN", "0"]), ":5");
+        assert_eq!(redis.command(&["XLEN", "sse:events"]), ":0");
+
+        let c = node(&redis).await;
+        let backend = c.backend.clone();
+        eventually("C's consumer connects", || backend.counts().connected).await;
+        assert!(!c.sse.hub().contains(carol.parse().unwrap()));
+        for unknown in [&dave, &sse_registry::ClientId::random().to_string()] {
+            let reply = call(
+                c.addr,
+                Method::GET,
+                &format!("/sse/events/{unknown}"),
+                &[],
+                "",
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+        }
+
+        // Carol's stream opens on C; her subscription came with her.
+        let mut on_c = open(c.addr, &carol, None).await;
+        assert_eq!(c.backend.counts().imported, 1);
+        let reply = call(a.addr, Method::POST, "/sse/notify/news", &[BEARER], "n1").await;
+        assert_eq!(reply.json()["delivered"], 1);
+        assert_eq!(on_c.expect("news").await, "n1");
+
+        // A new subscription on C, notified from A.
+        let put = call(
+            c.addr,
+            Method::PUT,
+            &format!("/sse/listen/{carol}/sports"),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(put.status, StatusCode::NO_CONTENT);
+        call(a.addr, Method::POST, "/sse/notify/sports", &[BEARER], "s1").await;
+        assert_eq!(on_c.expect("sports").await, "s1");
+
+        // A task submitted on C: its events go to her name.
+        let put = call(
+            c.addr,
+            Method::PUT,
+            &format!("/sse/tasks/{carol}/t1"),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(put.status, StatusCode::ACCEPTED);
+        assert_eq!(on_c.expect("progress").await, "t1:1/2");
+        assert_eq!(on_c.expect("progress").await, "t1:2/2");
+        let done: serde_json::Value =
+            serde_json::from_str(&on_c.expect("completed").await).unwrap();
+        assert_eq!(done["id"], carol.as_str());
+
+        // Forget all (on A): carol's stream on C ends, and frank's record, which C never
+        // imported, is void.
+        let clear = call(a.addr, Method::DELETE, "/sse/clients", &[BEARER], "").await;
+        assert_eq!(clear.status, StatusCode::NO_CONTENT);
+        ends(&mut on_c, "carol's stream on C").await;
+        let reply = call(
+            c.addr,
+            Method::PUT,
+            &format!("/sse/listen/{frank}/news"),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+        assert_eq!(c.backend.counts().imported, 1);
+        drop((a.sse, c.sse));
+    });
+}
+
+/// A client's stream opened on B ends its stream open on A, and the other way round; events
+/// then reach the client once, on its newest stream.
+#[test]
+fn a_stream_opened_on_another_node_replaces_the_old_one() {
+    let redis = Redis::start();
+    run(async {
+        let (a, b) = (node(&redis).await, node(&redis).await);
+        let id = issue(a.addr, None).await;
+        let mut on_a = open(a.addr, &id, None).await;
+        let mut on_b = open(b.addr, &id, None).await;
+        ends(&mut on_a, "the stream on A").await;
+        assert_eq!(broadcast(a.addr, "to B").await["delivered"], 1);
+        assert_eq!(message(&mut on_b).await.0, "to B");
+
+        let mut again = open(a.addr, &id, None).await;
+        ends(&mut on_b, "the stream on B").await;
+        broadcast(b.addr, "to A").await;
+        assert_eq!(message(&mut again).await.0, "to A");
+        let (hub_a, hub_b) = (a.sse.hub().clone(), b.sse.hub().clone());
+        eventually("attached on A only", || {
+            hub_a.stats().attached == 1 && hub_b.stats().attached == 0
+        })
+        .await;
+        drop((a.sse, b.sse));
+    });
+}
+
+/// The stream keeps `max_len` entries, or those younger than `max_age` in its place (on a server
+/// that stores one entry per stream node, so that the approximate trims are exact).
+#[test]
+fn the_stream_is_bounded_by_length_or_by_age() {
+    let redis = Redis::start_with(&["--stream-node-max-entries", "1"]);
+    run(async {
+        let by_len = node_with(&redis, |_, redis_config| {
+            redis_config.stream = "by-len".into();
+            redis_config.max_len = 2;
+        })
+        .await;
+        let by_age = node_with(&redis, |_, redis_config| {
+            redis_config.stream = "by-age".into();
+            redis_config.max_age = Some(Duration::from_millis(200));
+        })
+        .await;
+        for _ in 0..5 {
+            issue(by_len.addr, None).await;
+        }
+        assert_eq!(redis.command(&["XLEN", "by-len"]), ":2");
+        for _ in 0..3 {
+            issue(by_age.addr, None).await;
+        }
+        // Not a timing assertion: waits until those three are older than `max_age`.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        issue(by_age.addr, None).await;
+        assert_eq!(redis.command(&["XLEN", "by-age"]), ":1");
+        drop((by_len.sse, by_age.sse));
+    });
+}
+
+/// Every node sweeps at once (each node's sweeper every 50 ms, and the admin route on both
+/// together): a client idle everywhere goes, on every node and from Redis, without an error; a
+/// client idle on A but attached on B stays, its stream open.
+#[test]
+fn the_sweep_is_safe_on_every_node_at_once() {
+    let redis = Redis::start();
+    run(async {
+        let short = |config: &mut Config, _: &mut RedisConfig| {
+            config.sweep_interval = Duration::from_millis(50);
+            config.registry.grace = Duration::from_secs(1);
+            config.registry.unattached_ttl = Duration::from_secs(1);
+        };
+        let (a, b) = (
+            node_with(&redis, short).await,
+            node_with(&redis, short).await,
+        );
+        let idle = issue(a.addr, None).await;
+        let kept = issue(a.addr, None).await;
+        let mut on_b = open(b.addr, &kept, None).await;
+        assert_eq!(
+            redis.command(&["EXISTS", &format!("sse:alive:{kept}")]),
+            ":1"
+        );
+        let (idle_id, kept_id) = (idle.parse().unwrap(), kept.parse().unwrap());
+        let (hub_a, hub_b) = (a.sse.hub().clone(), b.sse.hub().clone());
+        eventually("the idle client is swept everywhere", || {
+            !hub_a.contains(idle_id) && !hub_b.contains(idle_id)
+        })
+        .await;
+        let sweep = |addr| async move {
+            let reply = call(addr, Method::POST, "/sse/sweep", &[BEARER], "").await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        };
+        tokio::join!(sweep(a.addr), sweep(b.addr));
+        assert!(hub_a.contains(kept_id) && hub_b.contains(kept_id));
+        assert_eq!(
+            redis.command(&["EXISTS", &format!("sse:client:{idle}")]),
+            ":0"
+        );
+        assert_eq!(
+            redis.command(&["EXISTS", &format!("sse:client:{kept}")]),
+            ":1"
+        );
+        broadcast(a.addr, "still here").await;
+        assert_eq!(message(&mut on_b).await.0, "still here");
+        let gone = call(b.addr, Method::GET, &format!("/sse/events/{idle}"), &[], "").await;
+        assert_eq!(gone.status, StatusCode::NOT_FOUND);
+        for node in [&a, &b] {
+            let counts = node.backend.counts();
+            assert_eq!(counts.append_errors, 0, "{counts:?}");
+        }
         drop((a.sse, b.sse));
     });
 }
@@ -314,6 +393,26 @@ fn redis_outage_is_reported_and_survived() {
             backend.counts().read_errors > 0
         })
         .await;
+        // B keeps serving the clients it knows: the client reconnects there (its other streams
+        // cannot be told to end, but it has none) and gets what it missed when Redis is back.
+        drop(on_b);
+        let mut on_b = open(b.addr, &id, None).await;
+        // An id B does not know cannot be looked up: B cannot tell, and says so.
+        let unknown = sse_registry::ClientId::random();
+        let reply = call(
+            b.addr,
+            Method::GET,
+            &format!("/sse/events/{unknown}"),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            reply.body
+        );
 
         redis.spawn();
         // Back: publishing works again (after the nodes reconnect) and reaches the open stream.

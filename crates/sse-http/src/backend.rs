@@ -53,8 +53,9 @@ impl std::error::Error for BackendError {}
 /// With a backend ([`Sse::with_backend`](crate::Sse::with_backend)), the service no longer
 /// changes its [`Hub`](sse_registry::Hub) itself for what must be shared: it asks the backend,
 /// which applies the change on every node's hub (this one's included) before it returns. The
-/// service still validates requests against its own hub first (unknown ids, key limits), and
-/// still reads from it (streams, names, the admin list). Without a backend, nothing changes.
+/// service still validates requests against its own hub first (unknown ids, key limits; an id
+/// its hub does not know is first [looked up](Self::lookup) in the backend), and still reads
+/// from it (streams, names, the admin list). Without a backend, nothing changes.
 pub trait Backend: Send + Sync + 'static {
     /// Issues a client id, known to every node once this returns.
     fn issue(&self, name: Option<String>) -> BackendFuture<'_, ClientId>;
@@ -75,4 +76,26 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BackendFuture<'_, usize>;
     /// A stale sweep safe to run on every node at once; returns the clients it removed.
     fn sweep(&self) -> BackendFuture<'_, usize>;
+
+    /// Looks up a client this node's hub does not know in the backend's shared state (an id
+    /// issued before this node started, whose record the shared log no longer holds, say) and,
+    /// if it is there, adds it to the hub with its name and subscriptions. Returns whether the
+    /// hub knows the client now; the service answers `404` when it does not, `503` on an error.
+    ///
+    /// The service calls it before any route on a client id its hub does not know (opening the
+    /// stream, subscribing, submitting a task, removing). The default knows no more than the
+    /// hub does.
+    fn lookup(&self, id: ClientId) -> BackendFuture<'_, bool> {
+        let _ = id;
+        Box::pin(async { Ok(false) })
+    }
+
+    /// Called before the service opens a stream for a client its hub knows: ends the client's
+    /// stream wherever else it is open (reconnect-replace across nodes). On an error the
+    /// service logs it and opens the stream anyway (an older stream on another node may then
+    /// stay open until its connection fails). The default does nothing.
+    fn attach(&self, id: ClientId) -> BackendFuture<'_, ()> {
+        let _ = id;
+        Box::pin(async { Ok(()) })
+    }
 }

@@ -332,9 +332,7 @@ impl Sse {
                 let id = parse_id(id)?;
                 match &self.inner.backend {
                     Some(backend) => {
-                        if !hub.contains(id) {
-                            return Err(Reject::unknown_client());
-                        }
+                        self.known(id).await?;
                         backend.remove(id).await.map_err(Reject::backend)?;
                     }
                     None => hub.remove(id).map_err(|_| Reject::unknown_client())?,
@@ -342,11 +340,19 @@ impl Sse {
                 tracing::debug!(client = %id, "client removed");
                 Ok(empty(StatusCode::NO_CONTENT))
             }
-            (["events", id], &Method::GET) => self.events(&req, id),
+            (["events", id], &Method::GET) => {
+                let last_event_id = match req.headers().get("last-event-id").map(|v| v.to_str()) {
+                    None => None,
+                    Some(Ok(v)) => Some(v.to_owned()),
+                    // Not ours: the hub answers an unresumable id with a reset.
+                    Some(Err(_)) => Some("invalid".to_owned()),
+                };
+                self.events(id, last_event_id.as_deref()).await
+            }
             (["listen", id, key], &Method::PUT | &Method::DELETE) => {
                 self.listen(&method, id, key).await
             }
-            (["tasks", id, task], &Method::PUT) => self.task(id, task),
+            (["tasks", id, task], &Method::PUT) => self.task(id, task).await,
             (["notify", key], &Method::POST) => {
                 self.authorize(&req)?;
                 let key = self.key(key)?;
@@ -428,17 +434,34 @@ impl Sse {
         }
     }
 
-    fn events<B>(&self, req: &Request<B>, id: &str) -> Result<Res, Reject> {
+    /// With a backend, makes sure the hub knows `id`, asking the backend when it does not (see
+    /// [`Backend::lookup`]): `404` if neither knows it, `503` if the backend cannot tell.
+    /// Without one, the hub's own answer stands, so this lets everything through.
+    async fn known(&self, id: ClientId) -> Result<(), Reject> {
+        let Some(backend) = &self.inner.backend else {
+            return Ok(());
+        };
+        if self.inner.hub.contains(id) {
+            return Ok(());
+        }
+        match backend.lookup(id).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Reject::unknown_client()),
+            Err(err) => Err(Reject::backend(err)),
+        }
+    }
+
+    async fn events(&self, id: &str, last_event_id: Option<&str>) -> Result<Res, Reject> {
         let id = parse_id(id)?;
         if self.is_shutting_down() {
             return Err(Reject::unavailable("shutting down"));
         }
-        let last_event_id = match req.headers().get("last-event-id").map(HeaderValue::to_str) {
-            None => None,
-            Some(Ok(v)) => Some(v),
-            // Not ours: the hub answers an unresumable id with a reset.
-            Some(Err(_)) => Some("invalid"),
-        };
+        if let Some(backend) = &self.inner.backend {
+            self.known(id).await?;
+            if let Err(err) = backend.attach(id).await {
+                tracing::warn!(%err, "stream opened without ending the client's other streams");
+            }
+        }
         let stream = self
             .inner
             .hub
@@ -473,6 +496,7 @@ impl Sse {
         let key = self.key(key)?;
         let hub = &self.inner.hub;
         let result = if let Some(backend) = &self.inner.backend {
+            self.known(id).await?;
             // Checked here, applied on every node by the backend.
             let keys = hub.keys(id).map_err(|_| Reject::unknown_client())?;
             let subscribed = keys.iter().any(|k| **k == *key.as_str());
@@ -505,9 +529,10 @@ impl Sse {
         }
     }
 
-    fn task(&self, id: &str, task_id: &str) -> Result<Res, Reject> {
+    async fn task(&self, id: &str, task_id: &str) -> Result<Res, Reject> {
         let id = parse_id(id)?;
         self.token(task_id, "task id")?;
+        self.known(id).await?;
         let hub = &self.inner.hub;
         let name = hub.name(id).map_err(|_| Reject::unknown_client())?;
         let running = &self.inner.running_tasks;

@@ -1,56 +1,18 @@
-//! Cross-node fan-out on Redis Streams: several servers behind a load balancer act as one hub.
-//!
-//! [`RedisBackend`] is an [`sse_http::Backend`]: the service hands it every change that must be
-//! shared (issued ids, subscriptions, removals, published events), and it appends each as one
-//! record to a Redis stream (`XADD … MAXLEN ~ N`). Every node runs a consumer loop that reads
-//! the stream in order (`XREAD BLOCK`) and applies each record to its own
-//! `Hub`: the hubs of all nodes are replicas fed the same log, so
-//!
-//! - an id issued on node A is known on node B (it can open its stream, subscribe, submit a
-//!   task there), and `DELETE` on any node ends its stream wherever it is open;
-//! - every event is delivered by every node to its own attached clients, once per client;
-//! - an event's SSE id is its stream entry id `<ms>-<n>` encoded as `ms << 20 | n` (see
-//!   [`seq_of`]), the same on every node, so a client reconnecting to another node with
-//!   `Last-Event-ID` gets exactly what it missed (from that node's replica of the history and of
-//!   its queue), or a `reset` when that is older than what is retained (the hub's history and
-//!   queue limits; a node started later replays the stream from the oldest entry Redis still
-//!   holds, bounded by [`RedisConfig::max_len`]).
-//!
-//! A call returns once its record is in Redis **and** applied by this node (read-your-writes:
-//! `POST /clients` then `GET /events/{id}` on the same node always works), or fails.
-//!
-//! # Redis unavailable
-//! Nothing panics, and the node keeps serving what needs no write: open streams stay open
-//! (keep-alives go on), clients it knows can (re)attach and get what its replica holds. What must
-//! be shared fails with an error to the caller (`503` from the service): an event that could not
-//! be appended is never delivered anywhere, not even locally, so nodes never diverge and nothing
-//! is lost silently. An append whose reply is lost (timeout) is reported as an error although
-//! Redis may have taken it: it may then be delivered (at most once). The consumer loop retries
-//! with exponential backoff ([`RedisConfig::backoff_min`] … [`RedisConfig::backoff_max`]),
-//! logs each failure (`tracing` warn) and counts it ([`Counts`]); when Redis is back it resumes
-//! after the last entry it applied. If Redis lost its data (restarted without persistence), new
-//! entries still get higher ids (they are time-based), so replicas carry on; a node started after
-//! such a loss does not know the clients issued before it.
-//!
-//! # Why the `redis` crate
-//! It is the maintained, widely used Redis client for Rust, with Streams commands and typed
-//! replies, and its async connections run on tokio or smol (features `tokio-comp` and
-//! `smol-comp`: it uses tokio when called inside a tokio runtime, smol otherwise), matching the
-//! two adapters of this workspace; this crate spawns and sleeps only through the service's
-//! [`Runtime`], so it is runtime-agnostic too.
+#![doc = include_str!("../README.md")]
+
+mod consume;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::MultiplexedConnection;
-use redis::streams::StreamReadReply;
-use redis::{AsyncConnectionConfig, Client, FromRedisValue, Value};
+use redis::{AsyncConnectionConfig, Client, FromRedisValue};
 use sse_codec::EventName;
 use sse_http::{Backend, BackendError, BackendFuture, Recipients, Runtime};
-use sse_registry::{ClientId, DEFAULT_SLICE, Hub, Target};
+use sse_registry::{ClientId, Hub};
 
 /// Settings of a [`RedisBackend`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +25,11 @@ pub struct RedisConfig {
     /// Entries the stream keeps, approximately (`MAXLEN ~`): how far back a node started later
     /// can rebuild its replica. Default: 100,000.
     pub max_len: usize,
+    /// When set, the stream is bounded by age in place of [`max_len`](Self::max_len): entries
+    /// older than this are trimmed, approximately (`MINID ~`, Redis 6.2 or later). The age is
+    /// reckoned from the appending node's clock against the time in the entry ids (those of the
+    /// Redis server's clock), so clock skew between them shifts it. Default: `None`.
+    pub max_age: Option<Duration>,
     /// How long a call waits for Redis, and then for this node to apply its record. Default: 2 s.
     pub timeout: Duration,
     /// How long one `XREAD` blocks. Default: 1 s.
@@ -73,6 +40,18 @@ pub struct RedisConfig {
     pub backoff_max: Duration,
     /// Prefix of the liveness keys the sweep uses. Default: `sse:alive:`.
     pub alive_prefix: String,
+    /// Prefix of the client records: one hash per client (`<prefix><id>`: the stream entry that
+    /// issued it, its name, its keys), written in the same script as the stream record that
+    /// changes it, so that a node that does not know an id (it started after the stream was
+    /// trimmed past the client's records) can look it up. Each expires after twice the hub's
+    /// longest idle limit ([`grace`](sse_registry::Config::grace) or
+    /// [`unattached_ttl`](sse_registry::Config::unattached_ttl)), a time refreshed when the
+    /// client subscribes or opens a stream and by every sweep while it is attached.
+    /// Default: `sse:client:`.
+    pub client_prefix: String,
+    /// The key holding the stream entry id of the last "forget every client": a client record
+    /// older than it is void. Default: `sse:cleared`.
+    pub cleared_key: String,
 }
 
 impl RedisConfig {
@@ -82,11 +61,14 @@ impl RedisConfig {
             url: url.into(),
             stream: "sse:events".into(),
             max_len: 100_000,
+            max_age: None,
             timeout: Duration::from_secs(2),
             block: Duration::from_secs(1),
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
             alive_prefix: "sse:alive:".into(),
+            client_prefix: "sse:client:".into(),
+            cleared_key: "sse:cleared".into(),
         }
     }
 }
@@ -105,6 +87,8 @@ pub struct Counts {
     pub read_errors: u64,
     /// Whether the consumer loop's last read succeeded.
     pub connected: bool,
+    /// Clients this node did not know and imported from their Redis record on a lookup.
+    pub imported: u64,
 }
 
 /// The encoding of a stream entry id `<ms>-<n>` as an SSE sequence number: `ms << 20 | n`.
@@ -134,11 +118,19 @@ struct Shared {
     applied: tokio::sync::watch::Sender<u64>,
     /// Recipients of the latest events applied, for the callers waiting on them.
     recent: Mutex<VecDeque<(u64, usize)>>,
+    /// Held by the consumer loop while it applies an entry, and by a lookup while it reads and
+    /// imports a client record: the record is then never older than what the hub has applied.
+    gate: tokio::sync::Mutex<()>,
+    /// How long a client record lives without a refresh, in milliseconds.
+    record_ttl: u64,
+    /// How long a liveness key lives without a refresh (the hub's grace), in milliseconds.
+    alive_ttl: u64,
     appended: AtomicU64,
     append_errors: AtomicU64,
     applied_count: AtomicU64,
     read_errors: AtomicU64,
     connected: AtomicBool,
+    imported: AtomicU64,
 }
 
 impl fmt::Debug for RedisBackend {
@@ -150,7 +142,51 @@ impl fmt::Debug for RedisBackend {
     }
 }
 
+/// How many applied events the backend remembers the recipient count of, for the callers that
+/// published them and wait for them to be applied (far more than can be in flight at once).
 const RECENT: usize = 4096;
+
+/// Appends one record to the stream and updates the client record it changes, atomically, so
+/// that the records and the stream never disagree; opening a stream also sets the client's
+/// liveness key. `KEYS`: the stream, the client record, the clear marker, the liveness key.
+/// `ARGV`: the trim strategy (`MAXLEN` or `MINID`) and its threshold, the TTLs of the record and
+/// of the liveness key in milliseconds, then the entry's fields and values (`op` first). Returns
+/// the entry id.
+const APPEND: &str = r"
+local f = {}
+for i = 5, #ARGV, 2 do f[ARGV[i]] = ARGV[i + 1] end
+local id = redis.call('XADD', KEYS[1], ARGV[1], '~', ARGV[2], '*', unpack(ARGV, 5))
+local op, rec, ttl = f['op'], KEYS[2], ARGV[3]
+if op == 'i' then
+  redis.call('HSET', rec, 'i', id)
+  if f['name'] then redis.call('HSET', rec, 'name', f['name']) end
+  redis.call('PEXPIRE', rec, ttl)
+elseif op == 's' then
+  if redis.call('HEXISTS', rec, 'i') == 1 then
+    redis.call('HSET', rec, 'k:' .. f['key'], '1')
+    redis.call('PEXPIRE', rec, ttl)
+  end
+elseif op == 'u' then
+  redis.call('HDEL', rec, 'k:' .. f['key'])
+elseif op == 'a' then
+  if redis.call('HEXISTS', rec, 'i') == 1 then redis.call('PEXPIRE', rec, ttl) end
+  redis.call('SET', KEYS[4], '1', 'PX', ARGV[4])
+elseif op == 'r' then
+  redis.call('DEL', rec)
+elseif op == 'x' then
+  redis.call('SET', KEYS[3], id)
+end
+return id
+";
+
+/// Liveness refreshes the sweep sends in one pipeline (one round trip).
+const SWEEP_PIPELINE: usize = 256;
+
+/// A client as its Redis record holds it.
+struct Record {
+    name: Option<String>,
+    keys: Vec<String>,
+}
 
 impl RedisBackend {
     /// A backend feeding `hub`, and its consumer loop spawned on `runtime`. Does not need Redis
@@ -163,6 +199,16 @@ impl RedisBackend {
     ) -> Result<Self, redis::RedisError> {
         let client = Client::open(config.url.as_str())?;
         let (applied, _) = tokio::sync::watch::channel(0);
+        let hub_config = hub.config();
+        let longest = hub_config.grace.max(hub_config.unattached_ttl);
+        // At least a second; at most about 70 years (Redis refuses expiry times that overflow).
+        let record_ttl = u64::try_from(longest.as_millis())
+            .unwrap_or(u64::MAX)
+            .clamp(500, 1 << 40)
+            * 2;
+        let alive_ttl = u64::try_from(hub_config.grace.as_millis())
+            .unwrap_or(u64::MAX)
+            .clamp(1, 1 << 40);
         let shared = Arc::new(Shared {
             hub,
             client,
@@ -171,13 +217,17 @@ impl RedisBackend {
             conn: tokio::sync::Mutex::new(None),
             applied,
             recent: Mutex::new(VecDeque::new()),
+            gate: tokio::sync::Mutex::new(()),
+            record_ttl,
+            alive_ttl,
             appended: AtomicU64::new(0),
             append_errors: AtomicU64::new(0),
             applied_count: AtomicU64::new(0),
             read_errors: AtomicU64::new(0),
             connected: AtomicBool::new(false),
+            imported: AtomicU64::new(0),
         });
-        runtime.spawn(Box::pin(consume(Arc::downgrade(&shared))));
+        runtime.spawn(Box::pin(consume::consume(Arc::downgrade(&shared))));
         Ok(Self { shared })
     }
 
@@ -195,6 +245,7 @@ impl RedisBackend {
             applied: s.applied_count.load(Ordering::Relaxed),
             read_errors: s.read_errors.load(Ordering::Relaxed),
             connected: s.connected.load(Ordering::Relaxed),
+            imported: s.imported.load(Ordering::Relaxed),
         }
     }
 }
@@ -206,23 +257,25 @@ impl Shared {
             .set_response_timeout(Some(response))
     }
 
-    /// Runs `cmd` on the shared connection, connecting first if needed; a failure drops the
-    /// connection so that the next call makes a new one.
-    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+    /// The shared connection, made first if needed.
+    async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
         let mut guard = self.conn.lock().await;
-        let mut conn = match &*guard {
-            Some(conn) => conn.clone(),
-            None => {
-                let config = self.conn_config(self.config.timeout);
-                let conn = self
-                    .client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await?;
-                *guard = Some(conn.clone());
-                conn
-            }
-        };
-        drop(guard);
+        if let Some(conn) = &*guard {
+            return Ok(conn.clone());
+        }
+        let config = self.conn_config(self.config.timeout);
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Runs `cmd` on the shared connection; a failure drops the connection so that the next
+    /// call makes a new one.
+    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        let mut conn = self.connection().await?;
         let result = cmd.query_async(&mut conn).await;
         if result.is_err() {
             *self.conn.lock().await = None;
@@ -230,14 +283,70 @@ impl Shared {
         result
     }
 
+    /// Runs `pipe` on the shared connection, as [`query`](Self::query) runs a command.
+    async fn query_pipe<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> redis::RedisResult<T> {
+        let mut conn = self.connection().await?;
+        let result = pipe.query_async(&mut conn).await;
+        if result.is_err() {
+            *self.conn.lock().await = None;
+        }
+        result
+    }
+
+    /// How `XADD` trims the stream: `MAXLEN` and the length, or `MINID` and the oldest entry id
+    /// to keep.
+    fn trim(&self) -> (&'static str, String) {
+        match self.config.max_age {
+            None => ("MAXLEN", self.config.max_len.to_string()),
+            Some(age) => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default();
+                (
+                    "MINID",
+                    format!("{}-0", now.saturating_sub(age).as_millis()),
+                )
+            }
+        }
+    }
+
+    fn record_key(&self, id: impl fmt::Display) -> String {
+        format!("{}{id}", self.config.client_prefix)
+    }
+
+    fn alive_key(&self, id: impl fmt::Display) -> String {
+        format!("{}{id}", self.config.alive_prefix)
+    }
+
     /// Appends a record and waits until this node has applied it; returns its sequence number.
+    /// Events go in with a plain `XADD`; records that change a client, with the [`APPEND`]
+    /// script that changes its Redis record in the same step.
     async fn submit(&self, fields: &[(&str, &str)]) -> Result<u64, BackendError> {
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(&self.config.stream)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.config.max_len)
-            .arg("*");
+        let config = &self.config;
+        let (strategy, threshold) = self.trim();
+        let mut cmd = if fields.first() == Some(&("op", "p")) {
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(&config.stream)
+                .arg(strategy)
+                .arg("~")
+                .arg(threshold)
+                .arg("*");
+            cmd
+        } else {
+            let client = fields.iter().find(|(k, _)| *k == "id").map_or("", |f| f.1);
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(APPEND)
+                .arg(4)
+                .arg(&config.stream)
+                .arg(self.record_key(client))
+                .arg(&config.cleared_key)
+                .arg(self.alive_key(client))
+                .arg(strategy)
+                .arg(threshold)
+                .arg(self.record_ttl)
+                .arg(self.alive_ttl);
+            cmd
+        };
         for (k, v) in fields {
             cmd.arg(*k).arg(*v);
         }
@@ -278,164 +387,75 @@ impl Shared {
             .map_or(0, |(_, n)| *n)
     }
 
-    /// Applies one stream entry to the hub.
-    async fn apply(&self, seq: u64, map: &HashMap<String, Value>) {
-        let field = |name: &str| -> Option<String> {
-            map.get(name)
-                .and_then(|v| String::from_redis_value(v.clone()).ok())
+    /// The client's Redis record, if it has a valid one: written when it was issued, not
+    /// removed since, and newer than the last "forget every client".
+    async fn record(&self, id: ClientId) -> Result<Option<Record>, BackendError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("HGETALL")
+            .arg(self.record_key(id))
+            .cmd("GET")
+            .arg(&self.config.cleared_key);
+        let (fields, cleared): (HashMap<String, String>, Option<String>) = self
+            .query_pipe(&pipe)
+            .await
+            .map_err(|err| BackendError::new(format!("redis unavailable: {err}")))?;
+        let Some(issued) = fields.get("i").and_then(|i| seq_of(i)) else {
+            return Ok(None);
         };
-        let op = field("op").unwrap_or_default();
-        let id = field("id").and_then(|id| id.parse::<ClientId>().ok());
+        if cleared
+            .and_then(|c| seq_of(&c))
+            .is_some_and(|cleared| cleared >= issued)
+        {
+            return Ok(None);
+        }
+        let keys = fields
+            .keys()
+            .filter_map(|f| f.strip_prefix("k:"))
+            .map(str::to_owned)
+            .collect();
+        Ok(Some(Record {
+            name: fields.get("name").cloned(),
+            keys,
+        }))
+    }
+
+    /// Imports a client this node does not know from its Redis record (see
+    /// [`Backend::lookup`]); returns whether the hub knows it now.
+    async fn lookup(&self, id: ClientId) -> Result<bool, BackendError> {
         let hub = &self.hub;
-        let now = Instant::now();
-        match (op.as_str(), id) {
-            ("p", _) => {
-                let to = field("to").unwrap_or_default();
-                let event = field("e").and_then(|e| EventName::new(e).ok());
-                let data = field("d").unwrap_or_default();
-                let key;
-                let target = match to.split_once(':') {
-                    Some(("c", id)) => match id.parse() {
-                        Ok(id) => Target::Client(id),
-                        Err(_) => return,
-                    },
-                    Some(("n", name)) => Target::Name(name),
-                    Some(("k", k)) => match EventName::new(k) {
-                        Ok(k) => {
-                            key = k;
-                            Target::Key(&key)
-                        }
-                        Err(_) => return,
-                    },
-                    _ => Target::All,
-                };
-                match hub.deliver(seq, target, event.as_ref(), &data) {
-                    Ok(mut published) => {
-                        {
-                            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-                            if recent.len() >= RECENT {
-                                recent.pop_front();
-                            }
-                            recent.push_back((seq, published.recipients));
-                        }
-                        sse_registry::drive(&mut published.wake, DEFAULT_SLICE).await;
-                    }
-                    Err(err) => tracing::warn!(%err, seq, "event not delivered"),
-                }
-            }
-            ("i", Some(id)) => {
-                if let Err(err) = hub.import(id, field("name").as_deref(), now) {
-                    tracing::warn!(%err, "client not imported");
-                }
-            }
-            ("s" | "u", Some(id)) => {
-                if let Some(key) = field("key").and_then(|k| EventName::new(k).ok()) {
-                    let _ = if op == "s" {
-                        hub.subscribe(id, &key)
-                    } else {
-                        hub.unsubscribe(id, &key)
-                    };
-                }
-            }
-            ("r", Some(id)) => {
-                let _ = hub.remove(id);
-            }
-            ("x", _) => {
-                let mut clear = hub.clear();
-                sse_registry::drive(&mut clear, DEFAULT_SLICE).await;
-            }
-            _ => tracing::warn!(seq, op, "unknown record skipped"),
+        // A first look without the gate: ids nobody issued (the common unknown id) never hold
+        // up the consumer loop.
+        if hub.contains(id) {
+            return Ok(true);
         }
-    }
-
-    fn mark_applied(&self, seq: u64) {
-        self.applied_count.fetch_add(1, Ordering::Relaxed);
-        self.applied.send_if_modified(|done| {
-            let newer = seq > *done;
-            if newer {
-                *done = seq;
-            }
-            newer
-        });
-    }
-}
-
-/// The consumer loop: reads the stream from its start and applies every entry, in order, until
-/// the backend is dropped; retries with backoff whenever Redis fails.
-async fn consume(weak: Weak<Shared>) {
-    let mut last = String::from("0-0");
-    let mut conn: Option<MultiplexedConnection> = None;
-    let mut backoff = Duration::ZERO;
-    loop {
-        let Some(shared) = weak.upgrade() else {
-            return;
+        if self.record(id).await?.is_none() {
+            return Ok(false);
+        }
+        // With the consumer paused between two entries, the record read now reflects every
+        // entry the hub has applied, and maybe some more: applying those later to the imported
+        // client is harmless, as each sets a field to what the record already holds (or
+        // removes the client, which the record would then not hold).
+        let _gate = self.gate.lock().await;
+        if hub.contains(id) {
+            return Ok(true); // its `i` entry was applied meanwhile
+        }
+        let Some(record) = self.record(id).await? else {
+            return Ok(false);
         };
-        if !backoff.is_zero() {
-            shared.runtime.sleep(backoff).await;
+        match hub.import(id, record.name.as_deref(), Instant::now()) {
+            Ok(_) => {}
+            Err(err) => return Err(BackendError::new(err.to_string())),
         }
-        let config = &shared.config;
-        let next_backoff = |b: Duration| (b * 2).clamp(config.backoff_min, config.backoff_max);
-        let mut c = match conn.take() {
-            Some(c) => c,
-            None => {
-                let cc = shared.conn_config(config.block + config.timeout);
-                match shared
-                    .client
-                    .get_multiplexed_async_connection_with_config(&cc)
-                    .await
-                {
-                    Ok(c) => c,
-                    Err(err) => {
-                        failed(&shared, &err, "connect");
-                        backoff = next_backoff(backoff);
-                        continue;
-                    }
-                }
-            }
-        };
-        let block = u64::try_from(config.block.as_millis()).unwrap_or(1000);
-        let read: redis::RedisResult<Option<StreamReadReply>> = redis::cmd("XREAD")
-            .arg("COUNT")
-            .arg(512)
-            .arg("BLOCK")
-            .arg(block)
-            .arg("STREAMS")
-            .arg(&config.stream)
-            .arg(&last)
-            .query_async(&mut c)
-            .await;
-        match read {
-            Ok(reply) => {
-                if !shared.connected.swap(true, Ordering::Relaxed) {
-                    tracing::info!(stream = %config.stream, "redis consumer connected");
-                }
-                backoff = Duration::ZERO;
-                conn = Some(c);
-                for key in reply.map(|r| r.keys).unwrap_or_default() {
-                    for entry in key.ids {
-                        match seq_of(&entry.id) {
-                            Some(seq) => {
-                                shared.apply(seq, &entry.map).await;
-                                shared.mark_applied(seq);
-                            }
-                            None => tracing::warn!(id = %entry.id, "stream entry id out of range"),
-                        }
-                        last = entry.id;
-                    }
-                }
-            }
-            Err(err) => {
-                failed(&shared, &err, "read");
-                backoff = next_backoff(backoff);
+        for key in record.keys {
+            if let Ok(key) = EventName::new(key) {
+                let _ = hub.subscribe(id, &key);
             }
         }
+        self.imported.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(client = %id, "client imported from its redis record");
+        Ok(true)
     }
-}
-
-fn failed(shared: &Shared, err: &redis::RedisError, what: &str) {
-    shared.read_errors.fetch_add(1, Ordering::Relaxed);
-    shared.connected.store(false, Ordering::Relaxed);
-    tracing::warn!(%err, what, "redis consumer failed; retrying");
 }
 
 impl Backend for RedisBackend {
@@ -504,10 +524,10 @@ impl Backend for RedisBackend {
         })
     }
 
-    /// Refreshes the liveness key of every client attached here (TTL: the hub's grace), then
-    /// removes, through the stream, the clients idle here beyond their grace or TTL whose
-    /// liveness key is gone (attached on no node). Removing twice is harmless, so every node
-    /// may sweep at once.
+    /// Refreshes the liveness key (TTL: the hub's grace; opening a stream sets it too) and the
+    /// client record of every client attached here, then removes, through the stream, the
+    /// clients idle here beyond their grace or TTL whose liveness key is gone (attached on no
+    /// node). Removing twice is harmless, so every node may sweep at once.
     fn sweep(&self) -> BackendFuture<'_, usize> {
         Box::pin(async move {
             let shared = &self.shared;
@@ -515,9 +535,7 @@ impl Backend for RedisBackend {
             // Brings the hub's clock (and so the clients' idle times) to now.
             drop(hub.sweep(Instant::now()));
             let hub_config = hub.config();
-            let grace = hub_config.grace;
-            let limit = grace.max(hub_config.unattached_ttl);
-            let ttl = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX).max(1);
+            let limit = hub_config.grace.max(hub_config.unattached_ttl);
             let (mut alive, mut stale) = (Vec::new(), Vec::new());
             let mut offset = Some(0);
             while let Some(from) = offset {
@@ -531,19 +549,29 @@ impl Backend for RedisBackend {
                 }
                 offset = next;
             }
-            let prefix = &shared.config.alive_prefix;
-            for id in alive {
-                let mut cmd = redis::cmd("SET");
-                cmd.arg(format!("{prefix}{id}")).arg(1).arg("PX").arg(ttl);
+            for chunk in alive.chunks(SWEEP_PIPELINE) {
+                let mut pipe = redis::pipe();
+                for id in chunk {
+                    pipe.cmd("SET")
+                        .arg(shared.alive_key(id))
+                        .arg(1)
+                        .arg("PX")
+                        .arg(shared.alive_ttl)
+                        .ignore()
+                        .cmd("PEXPIRE")
+                        .arg(shared.record_key(id))
+                        .arg(shared.record_ttl)
+                        .ignore();
+                }
                 shared
-                    .query::<()>(&cmd)
+                    .query_pipe::<()>(&pipe)
                     .await
                     .map_err(|err| BackendError::new(format!("redis unavailable: {err}")))?;
             }
             let mut removed = 0;
             for id in stale {
                 let mut cmd = redis::cmd("EXISTS");
-                cmd.arg(format!("{prefix}{id}"));
+                cmd.arg(shared.alive_key(id));
                 let exists: bool = shared
                     .query(&cmd)
                     .await
@@ -554,6 +582,22 @@ impl Backend for RedisBackend {
                 }
             }
             Ok(removed)
+        })
+    }
+
+    fn lookup(&self, id: ClientId) -> BackendFuture<'_, bool> {
+        Box::pin(self.shared.lookup(id))
+    }
+
+    /// Appends an "attached" record: every node that applies it ends the client's stream if it
+    /// has one open; this node applies it before it returns, so before its new stream opens.
+    fn attach(&self, id: ClientId) -> BackendFuture<'_, ()> {
+        Box::pin(async move {
+            let id = id.to_string();
+            self.shared
+                .submit(&[("op", "a"), ("id", &id)])
+                .await
+                .map(drop)
         })
     }
 }

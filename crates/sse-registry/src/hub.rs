@@ -466,6 +466,37 @@ impl Hub {
         Ok(())
     }
 
+    /// Ends the client's open stream, if it has one, as a reconnect would, but opens none: the
+    /// client stays, detached as of `now`, with its name, subscriptions and queue, so that it
+    /// can attach again (and resume from its `Last-Event-ID`) as after any disconnect. Returns
+    /// whether it had a stream.
+    ///
+    /// In-memory use never needs it: it is the seam a cross-node backend uses when the client
+    /// has opened a stream on another node (reconnect-replace across nodes).
+    pub fn end_stream(&self, id: ClientId, now: Instant) -> Result<bool, Error> {
+        let waker = {
+            let mut guard = self.lock();
+            let state = &mut *guard;
+            state.advance(now);
+            let slot = *state.by_id.get(&id).ok_or(Error::UnknownClient)?;
+            let client = &mut state.clients[slot as usize];
+            if client.generation == 0 {
+                return Ok(false);
+            }
+            // The stream sees a generation that is not its own and ends; its `Drop` then finds
+            // nothing to detach.
+            client.generation = 0;
+            client.last_seen_ms = state.now_ms;
+            let waker = client.waker.take();
+            state.attached -= 1;
+            waker
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(true)
+    }
+
     /// The name the client was issued with.
     pub fn name(&self, id: ClientId) -> Result<Option<Arc<str>>, Error> {
         let state = self.lock();

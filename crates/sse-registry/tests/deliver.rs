@@ -67,3 +67,46 @@ fn import_adds_a_client_with_a_given_id_once() {
     );
     assert_eq!(hub.keys(ClientId::random()), Err(Error::UnknownClient));
 }
+
+#[test]
+fn end_stream_ends_the_stream_and_keeps_the_client() {
+    let hub = Hub::new(Config::default());
+    let now = Instant::now();
+    let id = hub.issue(Some("alice"), now).unwrap();
+    let news = EventName::from_static("news");
+    hub.subscribe(id, &news).unwrap();
+    let mut stream = hub.attach(id, None, now).unwrap();
+    let first = hub.publish(Target::Name("alice"), None, "one");
+    let seq = first.seq;
+    drop(first);
+    assert_eq!(
+        &block_on(stream.next()).unwrap()[..],
+        b"id: 1\ndata: one\n\n"
+    );
+    assert_eq!(hub.stats().attached, 1);
+
+    assert_eq!(hub.end_stream(id, now), Ok(true));
+    assert_eq!(block_on(stream.next()), None);
+    assert_eq!(hub.stats().attached, 0);
+    assert_eq!(hub.end_stream(id, now), Ok(false));
+    drop(stream); // detaches nothing more
+    assert_eq!(hub.stats().attached, 0);
+    assert_eq!(
+        hub.end_stream(ClientId::random(), now),
+        Err(Error::UnknownClient)
+    );
+
+    // The client, its subscriptions and its queue are intact: it resumes where it was.
+    drop(hub.publish(Target::Name("alice"), None, "two"));
+    drop(hub.publish(Target::Key(&news), Some(&news), "three"));
+    let mut again = hub.attach(id, Some(&seq.to_string()), now).unwrap();
+    assert_eq!(
+        &block_on(again.next()).unwrap()[..],
+        b"id: 2\ndata: two\n\n"
+    );
+    assert_eq!(
+        &block_on(again.next()).unwrap()[..],
+        b"event: news\nid: 3\ndata: three\n\n"
+    );
+    assert_eq!(hub.stats().attached, 1);
+}
