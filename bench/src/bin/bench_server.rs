@@ -11,6 +11,10 @@
 //!   `POST /sse/broadcast` sends the body to every receiver and answers
 //!   `{"delivered": receiver_count}`). It has no replay: `Last-Event-ID` is ignored.
 //!
+//! With `--redis URL` (tokio and smol modes), the hub is shared with every other server on that
+//! Redis through [`sse_redis::RedisBackend`], as `sse_http::Sse::with_backend` wires it: the
+//! two-node runs of `loadgen --nodes 2` start two of these on one `redis-server`.
+//!
 //! It prints `listening ADDR` on stdout once the socket listens. `loadgen` starts it with
 //! `--exit-on-stdin-eof`, so that it ends with the coordinator whatever happens; `--max-seconds`
 //! bounds its life in any case.
@@ -28,7 +32,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use clap::{Parser, ValueEnum};
-use sse_http::{Config, Task};
+use sse_http::{Config, Runtime, Task};
+use sse_redis::{RedisBackend, RedisConfig};
+use sse_registry::Hub;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
@@ -65,6 +71,10 @@ struct Args {
     /// The baseline's broadcast channel capacity.
     #[arg(long, default_value_t = 1024)]
     baseline_capacity: usize,
+    /// Share the hub with the other servers on this Redis (`redis://127.0.0.1:6379`); tokio
+    /// and smol modes only. Without it, the hub is in memory.
+    #[arg(long)]
+    redis: Option<String>,
     /// Exit as soon as standard input ends (how loadgen ties the server's life to its own).
     #[arg(long)]
     exit_on_stdin_eof: bool,
@@ -82,6 +92,9 @@ fn main() -> io::Result<()> {
         )
         .with_writer(io::stderr)
         .init();
+    if args.redis.is_some() && args.mode == Mode::Baseline {
+        return Err(io::Error::other("--redis needs --mode tokio or smol"));
+    }
     sse_loadbench::raise_fd_limit()?;
     let listener = listen(args.listen, args.backlog)?;
     let addr = listener.local_addr()?;
@@ -112,7 +125,10 @@ fn main() -> io::Result<()> {
     match args.mode {
         Mode::Tokio => tokio_runtime(threads)?.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            let sse = sse_tokio::service(config, |_task: Task| async {});
+            let sse = match &args.redis {
+                None => sse_tokio::service(config, |_task: Task| async {}),
+                Some(url) => shared(config, Arc::new(sse_tokio::runtime()), url)?,
+            };
             sse_tokio::serve(listener, sse, std::future::pending()).await
         }),
         Mode::Smol => {
@@ -123,7 +139,10 @@ fn main() -> io::Result<()> {
             }
             smol::block_on(ex.run(async {
                 let listener = smol::net::TcpListener::try_from(listener)?;
-                let sse = sse_smol::service(&ex, config, |_task: Task| async {});
+                let sse = match &args.redis {
+                    None => sse_smol::service(&ex, config, |_task: Task| async {}),
+                    Some(url) => shared(config, Arc::new(sse_smol::runtime(&ex)), url)?,
+                };
                 sse_smol::serve(&ex, listener, sse, std::future::pending()).await
             }))
         }
@@ -133,6 +152,22 @@ fn main() -> io::Result<()> {
             axum::serve(listener, app).await
         }),
     }
+}
+
+/// Our service on a hub shared through the Redis at `url`, wired as the demo's `--redis` is.
+/// Must be called inside the runtime that `runtime` spawns on (the backend's consumer loop
+/// starts at once).
+fn shared(config: Config, runtime: Arc<dyn Runtime>, url: &str) -> io::Result<sse_http::Sse> {
+    let hub = Hub::new(config.registry.clone());
+    let backend = RedisBackend::start(RedisConfig::new(url), hub.clone(), runtime.clone())
+        .map_err(|e| io::Error::other(format!("--redis {url}: {e}")))?;
+    Ok(sse_http::Sse::with_backend(
+        config,
+        hub,
+        Arc::new(backend),
+        runtime,
+        |_task: Task| async {},
+    ))
 }
 
 /// A non-blocking listening socket with the given backlog (std's `bind` uses its own).

@@ -25,6 +25,8 @@ pub(crate) struct Head {
     pub(crate) status: u16,
     pub(crate) content_length: Option<usize>,
     pub(crate) chunked: bool,
+    /// `connection: close`: the server ends the connection after this response.
+    pub(crate) close: bool,
 }
 
 /// Parses a response head at the start of `buf`; `None` if it is not complete yet. On success
@@ -44,6 +46,7 @@ fn parse_head(buf: &mut BytesMut) -> io::Result<Option<Head>> {
         status: res.code.unwrap_or(0),
         content_length: None,
         chunked: false,
+        close: false,
     };
     for h in res.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
@@ -51,6 +54,8 @@ fn parse_head(buf: &mut BytesMut) -> io::Result<Option<Head>> {
             head.content_length = Some(value.trim().parse().map_err(|_| invalid("length"))?);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             head.chunked = h.value.eq_ignore_ascii_case(b"chunked");
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            head.close = h.value.eq_ignore_ascii_case(b"close");
         }
     }
     buf.advance(len);
@@ -157,6 +162,9 @@ pub(crate) struct Conn {
     framing: Option<Framing>,
     /// The event stream's parser; it carries the last event id over reconnections.
     pub(crate) parser: Parser,
+    /// The server said `connection: close` on its last response: the next request needs a
+    /// new connection.
+    pub(crate) closing: bool,
 }
 
 impl Conn {
@@ -175,6 +183,7 @@ impl Conn {
             host: server,
             framing: None,
             parser: Parser::new(),
+            closing: false,
         })
     }
 
@@ -184,6 +193,7 @@ impl Conn {
         self.io = fresh.io;
         self.buf.clear();
         self.framing = None;
+        self.closing = false;
         // Drops a partly received event and readies the parser for a new stream.
         self.parser.finish();
         while self.parser.next().is_some() {}
@@ -230,6 +240,7 @@ impl Conn {
             }
             self.fill().await?;
         }
+        self.closing = head.close;
         let body = String::from_utf8_lossy(&body).trim().to_owned();
         if head.status != 201 {
             return Err(invalid(format!("POST clients: {} {body}", head.status)));
@@ -251,6 +262,14 @@ impl Conn {
         );
         self.io.write_all(req.as_bytes()).await?;
         let head = self.head().await?;
+        if head.status == 404 {
+            // An id this server does not know (yet): on another node's Redis, it may not have
+            // applied the record of an id issued elsewhere.
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "GET events: status 404",
+            ));
+        }
         if head.status != 200 {
             return Err(invalid(format!("GET events: status {}", head.status)));
         }

@@ -1,6 +1,12 @@
 //! Worker mode: one process holding a share of the client connections (at most a few
 //! thousand, under the per-process open-file limit), on a single-threaded tokio runtime.
 //!
+//! Each client registers (`POST /sse/clients`) on the server it streams from, or, with
+//! `--register-addr`, on another one over a connection of its own, closed once the id is issued
+//! (the two-node runs: ids are shared through Redis). The stream's `GET` is then retried, a
+//! bounded number of times, while the streaming server answers `404` (it has not yet applied
+//! the id's record); the retries are counted (`attach_retries`).
+//!
 //! It talks to the coordinator in lines: on stdout `ready OPENED FAILED MILLIS` once every
 //! connection is registered (or gave up), `complete` once every registered connection has
 //! received every broadcast, and on `report` its tallies (`stats k=v …`, then `lat N µs …` per
@@ -26,6 +32,8 @@ use crate::wire::Conn;
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts to open a connection before it counts as failed.
 const SETUP_ATTEMPTS: u32 = 3;
+/// Attempts to open the stream of an id issued on another server while this one answers `404`.
+const ATTACH_ATTEMPTS: u32 = 50;
 /// Attempts to reopen a dropped stream before the connection counts as failed.
 const REOPEN_ATTEMPTS: u32 = 20;
 
@@ -35,6 +43,9 @@ pub(crate) struct WorkerArgs {
     /// The server.
     #[arg(long)]
     addr: SocketAddr,
+    /// Where the clients register (`POST /sse/clients`), when not on `--addr`.
+    #[arg(long)]
+    register_addr: Option<SocketAddr>,
     /// Connections to hold.
     #[arg(long)]
     count: usize,
@@ -71,11 +82,14 @@ struct Tally {
     reconnects: u64,
     reconnect_failures: u64,
     unexpected: u64,
+    /// `GET /sse/events` answered `404` (id not applied yet on this server), then retried.
+    attach_retries: u64,
     last_error: Option<String>,
 }
 
 struct Ctx {
     addr: SocketAddr,
+    register_addr: Option<SocketAddr>,
     sources: Vec<IpAddr>,
     first: usize,
     broadcasts: usize,
@@ -128,6 +142,7 @@ async fn main(args: WorkerArgs) {
         .collect();
     let ctx = Arc::new(Ctx {
         addr: args.addr,
+        register_addr: args.register_addr.filter(|r| *r != args.addr),
         sources,
         first: args.first,
         broadcasts: args.broadcasts,
@@ -189,11 +204,46 @@ async fn main(args: WorkerArgs) {
     }
 }
 
-/// Opens a connection: connect, create the client, open its stream, wait for `registered`.
+/// Opens a connection: connect, create the client (here, or on `--register-addr` over a
+/// connection of its own), open its stream, wait for `registered`.
 async fn open(ctx: &Ctx, source: IpAddr) -> io::Result<(Conn, String)> {
-    let mut conn = Conn::connect(ctx.addr, source).await?;
-    let id = conn.create_client().await?;
-    conn.open_events(&id).await?;
+    let (mut conn, id) = match ctx.register_addr {
+        None => {
+            let mut conn = Conn::connect(ctx.addr, source).await?;
+            let id = conn.create_client().await?;
+            if conn.closing {
+                // The server wants the stream on a fresh connection (its lean path).
+                conn.reconnect(source).await?;
+            }
+            conn.open_events(&id).await?;
+            (conn, id)
+        }
+        Some(elsewhere) => {
+            let id = Conn::connect(elsewhere, source)
+                .await?
+                .create_client()
+                .await?;
+            let mut conn = Conn::connect(ctx.addr, source).await?;
+            let mut attempt = 1;
+            loop {
+                match conn.open_events(&id).await {
+                    Ok(()) => break,
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                        if attempt >= ATTACH_ATTEMPTS {
+                            return Err(err);
+                        }
+                        ctx.tally().attach_retries += 1;
+                        sleep(Duration::from_millis(10 * u64::from(attempt.min(10)))).await;
+                        attempt += 1;
+                        // The 404's body is still unread: start over on a new connection.
+                        conn.reconnect(source).await?;
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+            (conn, id)
+        }
+    };
     loop {
         let event = conn.next_event().await?;
         if event.event_type() == "registered" {
@@ -343,7 +393,7 @@ fn report(ctx: &Ctx) {
     println!(
         "stats ready={} failed={} received={} distinct={distinct} duplicates={duplicates} \
          missing={missing} resets={} disconnects={} reconnects={} reconnect_failures={} \
-         unexpected={} error={error}",
+         unexpected={} attach_retries={} error={error}",
         ctx.ready.load(Ordering::Acquire),
         ctx.failed.load(Ordering::Acquire),
         tally.received,
@@ -352,6 +402,7 @@ fn report(ctx: &Ctx) {
         tally.reconnects,
         tally.reconnect_failures,
         tally.unexpected,
+        tally.attach_retries,
     );
     for (n, latencies) in tally.latencies.iter().enumerate() {
         let mut line = String::with_capacity(latencies.len() * 7 + 8);
