@@ -19,3 +19,6 @@ fn start_server(config: sse_http::Config) -> Server {
             .expect("serve");
     })
 }
+
+/// axum serves every connection (no lean path).
+const LEAN: bool = false;

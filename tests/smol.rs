@@ -3,6 +3,9 @@
 #[path = "suite/mod.rs"]
 mod suite;
 
+#[path = "suite/ours.rs"]
+mod ours;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, mpsc};
 use std::thread;
@@ -46,3 +49,6 @@ fn start_server(config: sse_http::Config) -> Server {
         thread,
     )
 }
+
+/// `serve` takes the lean path for stream connections.
+const LEAN: bool = true;

@@ -3,6 +3,9 @@
 #[path = "suite/mod.rs"]
 mod suite;
 
+#[path = "suite/ours.rs"]
+mod ours;
+
 use suite::Server;
 
 /// Serves with `sse_tokio::serve`.
@@ -16,3 +19,6 @@ fn start_server(config: sse_http::Config) -> Server {
             .expect("serve");
     })
 }
+
+/// `serve` takes the lean path for stream connections.
+const LEAN: bool = true;

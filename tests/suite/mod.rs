@@ -112,14 +112,14 @@ pub async fn task_handler(task: Task) {
     }
 }
 
-fn config() -> Config {
+pub fn config() -> Config {
     let mut config = Config::default();
     config.admin_token = Some(TOKEN.into());
     config
 }
 
 /// Runs the test's client side on a runtime of its own.
-fn run(f: impl Future<Output = ()>) {
+pub fn run(f: impl Future<Output = ()>) {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -670,6 +670,129 @@ fn cors_preflight_and_headers() {
         )
         .await;
         assert!(!reply.headers.contains_key("access-control-allow-origin"));
+        // Allowed or not, the answer depends on the origin: caches must keep them apart.
+        assert_eq!(reply.headers["vary"], "origin");
+        let plain = call(addr, Method::POST, "/sse/clients", &[], "").await;
+        assert_eq!(plain.headers["vary"], "origin");
+    });
+}
+
+#[test]
+fn task_limits_per_client_and_overall() {
+    let mut config = config();
+    config.max_tasks = 3;
+    config.max_tasks_per_client = 2;
+    let server = start_server(config);
+    run(async {
+        let addr = server.addr;
+        let (a, b, c) = (
+            issue(addr, None).await,
+            issue(addr, None).await,
+            issue(addr, None).await,
+        );
+        // The suite's tasks take ~40 ms: these overlap.
+        for (id, task, want) in [
+            (&a, "t1", StatusCode::ACCEPTED),
+            (&a, "t2", StatusCode::ACCEPTED),
+            // One client cannot take every slot...
+            (&a, "t3", StatusCode::TOO_MANY_REQUESTS),
+            (&b, "t1", StatusCode::ACCEPTED),
+            // ...and all of them together are bounded too.
+            (&c, "t1", StatusCode::SERVICE_UNAVAILABLE),
+        ] {
+            let path = format!("/sse/tasks/{id}/{task}");
+            let reply = call(addr, Method::PUT, &path, &[], "").await;
+            assert_eq!(reply.status, want, "{task}: {}", reply.body);
+        }
+        // Slots come back when the tasks end.
+        let path = format!("/sse/tasks/{c}/t2");
+        let mut last = StatusCode::SERVICE_UNAVAILABLE;
+        for _ in 0..200 {
+            last = call(addr, Method::PUT, &path, &[], "").await.status;
+            if last == StatusCode::ACCEPTED {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(last, StatusCode::ACCEPTED);
+    });
+}
+
+#[test]
+fn admin_token_and_paging_details() {
+    let server = start_server(config());
+    run(async {
+        let addr = server.addr;
+        issue(addr, None).await;
+        issue(addr, None).await;
+        let lower = ("authorization", "bearer s3cret-admin-token");
+        let list = call(addr, Method::GET, "/sse/clients", &[lower], "").await;
+        assert_eq!(
+            list.status,
+            StatusCode::OK,
+            "the scheme is case-insensitive"
+        );
+        for wrong in [
+            "Bearer s3cret",
+            "Bearer s3cret-admin-token-and-more",
+            "Bearer ",
+            "Basic x",
+        ] {
+            let reply = call(
+                addr,
+                Method::GET,
+                "/sse/clients",
+                &[("authorization", wrong)],
+                "",
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{wrong}");
+        }
+        let page = call(
+            addr,
+            Method::GET,
+            "/sse/clients?limit=1&format=json",
+            &[BEARER],
+            "",
+        )
+        .await;
+        assert_eq!(
+            page.status,
+            StatusCode::OK,
+            "unknown parameters are ignored"
+        );
+        assert_eq!(page.json()["clients"].as_array().unwrap().len(), 1);
+        let zero = call(addr, Method::GET, "/sse/clients?limit=0", &[BEARER], "").await;
+        assert_eq!(zero.status, StatusCode::BAD_REQUEST);
+        let nan = call(addr, Method::GET, "/sse/clients?offset=x", &[BEARER], "").await;
+        assert_eq!(nan.status, StatusCode::BAD_REQUEST);
+    });
+}
+
+#[test]
+fn head_of_a_stream_does_not_open_it() {
+    let server = start_server(config());
+    run(async {
+        let addr = server.addr;
+        let id = issue(addr, None).await;
+        let mut events = open(addr, &id).await;
+        let head = call(addr, Method::HEAD, &format!("/sse/events/{id}"), &[], "").await;
+        assert_eq!(head.status, StatusCode::OK);
+        assert_eq!(head.headers["content-type"], "text/event-stream");
+        let unknown = "/sse/events/00000000-0000-4000-8000-000000000000";
+        let missing = call(addr, Method::HEAD, unknown, &[], "").await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND);
+        // The live stream was not replaced.
+        call(
+            addr,
+            Method::POST,
+            "/sse/broadcast",
+            &[BEARER],
+            "still here",
+        )
+        .await;
+        assert_eq!(events.expect("message").await, "still here");
+        assert_eq!(server.sse.hub().stats().attached, 1);
     });
 }
 
@@ -706,5 +829,87 @@ fn the_sweeper_forgets_clients_that_never_come_back() {
             let reply = call(addr, Method::GET, &format!("/sse/events/{id}"), &[], "").await;
             assert_eq!(reply.status, StatusCode::NOT_FOUND);
         }
+    });
+}
+
+/// Writes `head` on a fresh connection (in two pieces, a moment apart, as a slow client would)
+/// and reads the response head; returns the connection and the head as text, in lower case.
+async fn raw_request(addr: SocketAddr, head: &str) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (first, second) = head.as_bytes().split_at(head.len() / 2);
+    tcp.write_all(first).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    tcp.write_all(second).await.expect("write");
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(client::PATIENCE, async {
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut buf = [0u8; 512];
+            let n = tcp.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed before the response head: {got:?}");
+            got.extend_from_slice(&buf[..n]);
+        }
+    });
+    read.await.expect("response head in time");
+    (tcp, String::from_utf8_lossy(&got).to_lowercase())
+}
+
+/// The wire format of a stream over HTTP/1.1. Served by `serve`, a connection whose first
+/// request opens a stream takes the lean path (close-delimited, `connection: close`); served by
+/// an application (`LEAN` false), hyper answers it (chunked). Either way, registering answers
+/// `connection: close`, so that the stream can start on a fresh connection.
+#[test]
+fn http1_stream_wire_format() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start_server(config());
+    run(async {
+        let addr = server.addr;
+        let reply = call(addr, Method::POST, "/sse/clients", &[], "").await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+        assert_eq!(reply.headers["connection"], "close");
+        let id = reply.body;
+        let get = format!("GET /sse/events/{id} HTTP/1.1\r\nhost: x\r\nlast-event-id: 0\r\n\r\n");
+        let (mut tcp, head) = raw_request(addr, &get).await;
+        assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+        assert!(
+            head.contains("content-type: text/event-stream\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\ndate: "), "{head}");
+        if super::LEAN {
+            assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+            assert!(!head.contains("transfer-encoding"), "{head}");
+        } else {
+            assert!(head.contains("transfer-encoding: chunked\r\n"), "{head}");
+        }
+        let hub = server.sse.hub().clone();
+        eventually("the stream is attached", || hub.stats().attached == 1).await;
+        // A client has nothing to say on its stream: past a bound, the lean path hangs up.
+        if super::LEAN {
+            let junk = vec![b'x'; 70 * 1024];
+            let _ = tcp.write_all(&junk).await;
+            let closed = tokio::time::timeout(client::PATIENCE, async {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            });
+            closed.await.expect("the server closes the connection");
+            eventually("the client is detached", || hub.stats().attached == 0).await;
+        }
+        // An unknown id: a whole response with its length, then the connection closes.
+        let unknown = "GET /sse/events/00000000-0000-4000-8000-000000000000 HTTP/1.1\r\n\
+                       host: x\r\n\r\n";
+        let (_tcp, head) = raw_request(addr, unknown).await;
+        assert!(head.starts_with("http/1.1 404 not found\r\n"), "{head}");
+        assert!(head.contains("content-length: "), "{head}");
+        // Other first requests are hyper's, also on a server with the lean path.
+        let (_tcp, head) =
+            raw_request(addr, "HEAD /sse/client.js HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+        assert!(head.contains("content-type: text/javascript"), "{head}");
     });
 }

@@ -34,11 +34,22 @@ pub struct Config {
     pub max_key_len: usize,
     /// The most tasks running at once, over all clients; more is 503. Default: 1024.
     pub max_tasks: usize,
+    /// The most tasks one client may have running at once; more is `429`, so that one client
+    /// cannot take every slot of `max_tasks`. Default: 8.
+    pub max_tasks_per_client: usize,
     /// Most clients listed in one page of `GET clients`. Default: 1000.
     pub max_list: usize,
     /// The registry's own limits: total clients (beyond it, 503), keys per client, queues,
     /// history, grace periods.
     pub registry: sse_registry::Config,
+    /// Whether [`serve`](crate::serve) answers a connection whose first request opens an event
+    /// stream over HTTP/1.1 with its lean writer instead of hyper: the same response,
+    /// close-delimited, for about 1 KiB per open stream instead of hyper's per-connection
+    /// buffers (8–24 KiB). With it, `POST {prefix}clients` answers `connection: close` on
+    /// HTTP/1.x, so that the client's `EventSource` opens its stream on a fresh connection.
+    /// Default: on. ([`serve_app`](crate::serve_app) never uses it: its application may add
+    /// middleware that a stream must go through.)
+    pub lean_streams: bool,
 }
 
 impl Default for Config {
@@ -55,8 +66,10 @@ impl Default for Config {
             max_name_len: 64,
             max_key_len: 64,
             max_tasks: 1024,
+            max_tasks_per_client: 8,
             max_list: 1000,
             registry: sse_registry::Config::default(),
+            lean_streams: true,
         }
     }
 }
@@ -78,8 +91,10 @@ impl fmt::Debug for Config {
             .field("max_name_len", &self.max_name_len)
             .field("max_key_len", &self.max_key_len)
             .field("max_tasks", &self.max_tasks)
+            .field("max_tasks_per_client", &self.max_tasks_per_client)
             .field("max_list", &self.max_list)
             .field("registry", &self.registry)
+            .field("lean_streams", &self.lean_streams)
             .finish()
     }
 }

@@ -24,6 +24,11 @@
 //! over [`Config::max_body`]) with a short reason; capacity limits are `503`. Admin routes need
 //! `Authorization: Bearer <token>` and are off (`403`) without a configured token.
 //!
+//! **A name is a capability.** Every client issued with a name gets the name's task events, and
+//! `completed` carries the submitting client's id, so a name must be as hard to guess as an id,
+//! or set by the application (say, a proxy that fills `?name=` from an authenticated session);
+//! it is not an identity the service checks.
+//!
 //! ```
 //! use std::time::Duration;
 //! use sse_http::{Config, HyperRuntime, Sse, Task};
@@ -54,6 +59,7 @@
 mod backend;
 mod body;
 mod config;
+mod lean;
 mod runtime;
 mod serve;
 mod service;
@@ -62,7 +68,7 @@ pub use backend::{Backend, BackendError, BackendFuture, Recipients};
 pub use body::Body;
 pub use config::Config;
 pub use runtime::{BoxFuture, HyperRuntime, Runtime};
-pub use serve::{AppBody, AppService, BoxError, Listener, serve_app};
+pub use serve::{AppBody, AppService, BoxError, Listener, serve, serve_app};
 pub use service::{
     CLIENT_JS, COMPLETED, MESSAGE, PROGRESS, REGISTERED, RESERVED, Sse, Task, TaskHandler,
 };

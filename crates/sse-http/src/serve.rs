@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::future;
@@ -13,8 +14,14 @@ use hyper::service::Service;
 use hyper_util::server::conn::auto::{self, HttpServerConnExec};
 use hyper_util::server::graceful::GracefulShutdown;
 
+use crate::body::Body;
+use crate::lean;
 use crate::runtime::BoxFuture;
 use crate::service::Sse;
+
+/// How long a connection on the lean path may take to send its first request head; then it is
+/// closed. (hyper's connections have hyper's own header timeout.)
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A source of accepted connections: a runtime's TCP listener, wrapped by its adapter.
 pub trait Listener: Send {
@@ -61,6 +68,35 @@ pub trait AppBody: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + '
 
 impl<B> AppBody for B where B: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static {}
 
+/// Serves `sse` on `listener` until `shutdown` completes, then shuts down gracefully (see
+/// [`serve_app`]).
+///
+/// Unlike `serve_app(…, sse.clone(), sse, …)`, a connection whose first request opens an event
+/// stream over HTTP/1.1 is answered by a lean writer instead of hyper when
+/// [`Config::lean_streams`](crate::Config::lean_streams) is on (the default): the same response,
+/// close-delimited, for about 1 KiB per open stream instead of hyper's per-connection buffers
+/// (8–24 KiB). Every other connection is hyper's, as with `serve_app`.
+pub async fn serve<L, E, T>(
+    listener: L,
+    executor: E,
+    timer: T,
+    sse: Sse,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()>
+where
+    L: Listener,
+    E: Executor<BoxFuture>
+        + HttpServerConnExec<<Sse as Service<Request<Incoming>>>::Future, Body>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    T: Timer + Clone + Send + Sync + 'static,
+{
+    let lean = sse.config().lean_streams;
+    run(listener, executor, timer, sse.clone(), sse, lean, shutdown).await
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then shuts down gracefully: stops
 /// accepting, ends every open stream of `sse`, and waits up to
 /// [`Config::shutdown_timeout`](crate::Config::shutdown_timeout) for the connections to
@@ -70,11 +106,32 @@ impl<B> AppBody for B where B: http_body::Body<Data: Send, Error: Into<BoxError>
 /// `app` is usually `sse` itself, or an application service that hands the protocol's requests
 /// to [`Sse::handle`] and answers others itself.
 pub async fn serve_app<L, E, T, S, B>(
+    listener: L,
+    executor: E,
+    timer: T,
+    sse: Sse,
+    app: S,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()>
+where
+    L: Listener,
+    E: Executor<BoxFuture> + HttpServerConnExec<S::Future, B> + Clone + Send + Sync + 'static,
+    T: Timer + Clone + Send + Sync + 'static,
+    S: AppService<B>,
+    B: AppBody,
+{
+    run(listener, executor, timer, sse, app, false, shutdown).await
+}
+
+/// The accept loop of [`serve`] and [`serve_app`]; `lean`: the lean path for stream
+/// connections (only where `app` is `sse` itself, so that it bypasses nothing).
+async fn run<L, E, T, S, B>(
     mut listener: L,
     executor: E,
     timer: T,
     sse: Sse,
     app: S,
+    lean: bool,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()>
 where
@@ -97,6 +154,9 @@ where
     let mut builder = auto::Builder::new(executor.clone());
     builder.http1().timer(timer.clone());
     builder.http2().timer(timer.clone());
+    let builder = Arc::new(builder);
+    // Set when the shutdown timeout has passed: connections still open are dropped.
+    let (kill, killed) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
@@ -105,12 +165,38 @@ where
         })
         .await;
         match accepted {
-            Some(Ok(io)) => {
+            Some(Ok(io)) if !lean => {
                 let conn = builder.serve_connection(io, app.clone());
                 let conn = graceful.watch(conn.into_owned());
-                executor.execute(Box::pin(async move {
+                executor.execute(until_killed(killed.clone(), async move {
                     if let Err(err) = conn.await {
                         tracing::debug!(%err, "connection ended with an error");
+                    }
+                }));
+            }
+            Some(Ok(mut io)) => {
+                // The watcher, held until the connection ends, makes the graceful shutdown
+                // wait for lean streams too.
+                let watcher = graceful.watcher();
+                let (builder, app, sse) = (builder.clone(), app.clone(), sse.clone());
+                let head_timeout = timer.sleep(HEAD_TIMEOUT);
+                executor.execute(until_killed(killed.clone(), async move {
+                    let opening =
+                        lean::open_within(&mut io, &sse.config().prefix, head_timeout).await;
+                    match opening {
+                        lean::Opening::Stream(req) => {
+                            lean::serve_stream(io, sse, *req).await;
+                            drop(watcher);
+                        }
+                        lean::Opening::Hyper(head) => {
+                            let io = lean::Rewind::new(head, io);
+                            let conn = builder.serve_connection(io, app).into_owned();
+                            // Boxed: the lean streams' tasks need not be as large as hyper's.
+                            if let Err(err) = Box::pin(watcher.watch(conn)).await {
+                                tracing::debug!(%err, "connection ended with an error");
+                            }
+                        }
+                        lean::Opening::Closed => {}
                     }
                 }));
             }
@@ -138,6 +224,19 @@ where
     if !finished {
         tracing::warn!("connections still open after the shutdown timeout; dropping them");
     }
+    // Ends what is still open (their tasks drop the connections when next polled).
+    let _ = kill.send(true);
     drop(stop_sweeper);
     Ok(())
+}
+
+/// `connection`, dropped (closing its socket) once `killed` is set.
+fn until_killed(
+    mut killed: tokio::sync::watch::Receiver<bool>,
+    connection: impl Future<Output = ()> + Send + 'static,
+) -> BoxFuture {
+    Box::pin(future::or(connection, async move {
+        // Also when the sender is gone: `serve` has returned.
+        let _ = killed.wait_for(|&k| k).await;
+    }))
 }

@@ -1,16 +1,17 @@
 //! The protocol: routes, validation, admin auth, CORS, and the task runner.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 use sse_codec::{EventId, EventName, Frame};
@@ -141,6 +142,7 @@ struct Inner {
     runtime: Arc<dyn Runtime>,
     tasks: Arc<dyn TaskHandler>,
     running_tasks: Arc<AtomicUsize>,
+    tasks_by_client: TasksByClient,
     shutting_down: AtomicBool,
 }
 
@@ -208,6 +210,7 @@ impl Sse {
                 runtime,
                 tasks: Arc::new(tasks),
                 running_tasks: Arc::new(AtomicUsize::new(0)),
+                tasks_by_client: TasksByClient::default(),
                 shutting_down: AtomicBool::new(false),
             }),
         }
@@ -274,9 +277,7 @@ impl Sse {
     {
         let origin = req.headers().get(header::ORIGIN).cloned();
         let mut res = self.route(req).await.unwrap_or_else(Reject::into_response);
-        if let Some(origin) = origin {
-            self.cors(&origin, &mut res);
-        }
+        self.cors(origin.as_ref(), &mut res);
         res
     }
 
@@ -311,7 +312,14 @@ impl Sse {
             }
             (["clients"], &Method::POST) => {
                 let query = req.uri().query().unwrap_or("").to_owned();
-                self.issue(&query).await
+                let mut res = self.issue(&query).await?;
+                let http1 = matches!(req.version(), Version::HTTP_10 | Version::HTTP_11);
+                if self.inner.config.lean_streams && http1 {
+                    // The stream comes next: on a fresh connection, it can take the lean path.
+                    res.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok(res)
             }
             (["clients"], &Method::GET) => {
                 self.authorize(&req)?;
@@ -349,6 +357,17 @@ impl Sse {
                 };
                 self.events(id, last_event_id.as_deref()).await
             }
+            (["events", id], &Method::HEAD) => {
+                // The stream's headers, without opening it (which would replace a live one).
+                let id = parse_id(id)?;
+                self.known(id).await?;
+                if !hub.contains(id) {
+                    return Err(Reject::unknown_client());
+                }
+                let mut res = Response::new(Body::empty());
+                stream_headers(res.headers_mut());
+                Ok(res)
+            }
             (["listen", id, key], &Method::PUT | &Method::DELETE) => {
                 self.listen(&method, id, key).await
             }
@@ -375,7 +394,7 @@ impl Sse {
                     ["client.js"] => "GET, HEAD, OPTIONS",
                     ["clients"] => "GET, POST, DELETE, OPTIONS",
                     ["clients", _] => "DELETE, OPTIONS",
-                    ["events", _] => "GET, OPTIONS",
+                    ["events", _] => "GET, HEAD, OPTIONS",
                     ["listen", _, _] => "PUT, DELETE, OPTIONS",
                     ["tasks", _, _] => "PUT, OPTIONS",
                     ["broadcast"] | ["sweep"] | ["notify", _] => "POST, OPTIONS",
@@ -390,6 +409,9 @@ impl Sse {
     }
 
     async fn issue(&self, query: &str) -> Result<Res, Reject> {
+        if self.is_shutting_down() {
+            return Err(Reject::unavailable("shutting down"));
+        }
         let mut name = None;
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             if k == "name" {
@@ -481,13 +503,7 @@ impl Sse {
         let runtime = self.inner.runtime.clone();
         let body = Body::events(greeting, stream, runtime, self.inner.config.keep_alive);
         let mut res = Response::new(body);
-        let headers = res.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        stream_headers(res.headers_mut());
         Ok(res)
     }
 
@@ -535,6 +551,23 @@ impl Sse {
         self.known(id).await?;
         let hub = &self.inner.hub;
         let name = hub.name(id).map_err(|_| Reject::unknown_client())?;
+        let per_client = self.inner.config.max_tasks_per_client;
+        {
+            let mut mine = lock(&self.inner.tasks_by_client);
+            let count = mine.entry(id).or_insert(0);
+            if *count >= per_client {
+                return Err(Reject::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("at most {per_client} tasks per client at once"),
+                ));
+            }
+            *count += 1;
+        }
+        // From here on, dropping `slot` gives the client's slot back, whatever happens.
+        let slot = ClientTaskSlot {
+            by_client: self.inner.tasks_by_client.clone(),
+            client: id,
+        };
         let running = &self.inner.running_tasks;
         if running.fetch_add(1, Ordering::AcqRel) >= self.inner.config.max_tasks {
             running.fetch_sub(1, Ordering::AcqRel);
@@ -552,7 +585,7 @@ impl Sse {
         let running = running.clone();
         self.inner.runtime.spawn(Box::pin(async move {
             // Counts the task as done even if `work` panics and unwinds this future.
-            let _done = Decrement(running);
+            let _done = (Decrement(running), slot);
             work.await;
             let timestamp = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -621,14 +654,19 @@ impl Sse {
     fn list<B>(&self, req: &Request<B>) -> Result<Res, Reject> {
         let (mut offset, mut limit) = (0, self.inner.config.max_list);
         for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
-            let n = v
-                .parse::<usize>()
-                .map_err(|_| Reject::bad_request("offset and limit must be numbers"))?;
+            let number = || {
+                v.parse::<usize>()
+                    .map_err(|_| Reject::bad_request("offset and limit must be numbers"))
+            };
             match &*k {
-                "offset" => offset = n,
-                "limit" => limit = n.min(self.inner.config.max_list),
+                "offset" => offset = number()?,
+                "limit" => limit = number()?.min(self.inner.config.max_list),
+                // Other parameters are not ours to refuse.
                 _ => {}
             }
+        }
+        if limit == 0 {
+            return Err(Reject::bad_request("limit must be at least 1"));
         }
         let (clients, next) = self.inner.hub.list(offset, limit);
         let clients: Vec<_> = clients
@@ -659,9 +697,9 @@ impl Sse {
         let given = req
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+            .and_then(|v| bearer(v.as_bytes()));
         match given {
-            Some(given) if bool::from(given.ct_eq(token.as_bytes())) => Ok(()),
+            Some(given) if token_matches(given, token.as_bytes()) => Ok(()),
             _ => Err(Reject::new(
                 StatusCode::UNAUTHORIZED,
                 "admin token required",
@@ -705,13 +743,16 @@ impl Sse {
             .any(|o| o == "*" || o.as_bytes() == origin.as_bytes())
     }
 
-    fn cors(&self, origin: &HeaderValue, res: &mut Res) {
-        if !self.allowed_origin(origin) {
+    fn cors(&self, origin: Option<&HeaderValue>, res: &mut Res) {
+        if self.inner.config.cors_origins.is_empty() {
             return;
         }
+        // The answer depends on the origin, allowed or not: caches must keep them apart.
         let headers = res.headers_mut();
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         headers.append(header::VARY, HeaderValue::from_static("origin"));
+        if let Some(origin) = origin.filter(|o| self.allowed_origin(o)) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        }
     }
 
     fn preflight<B>(&self, req: &Request<B>) -> Result<Res, Reject> {
@@ -759,6 +800,33 @@ impl Task {
     }
 }
 
+/// Tasks running per client, for [`Config::max_tasks_per_client`]; a client with none has no
+/// entry, so the map holds at most `max_tasks` entries.
+type TasksByClient = Arc<Mutex<HashMap<ClientId, usize>>>;
+
+fn lock(map: &TasksByClient) -> std::sync::MutexGuard<'_, HashMap<ClientId, usize>> {
+    map.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A client's task slot, given back on drop.
+struct ClientTaskSlot {
+    by_client: TasksByClient,
+    client: ClientId,
+}
+
+impl Drop for ClientTaskSlot {
+    fn drop(&mut self) {
+        let mut map = lock(&self.by_client);
+        if let Some(count) = map.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.client);
+            }
+        }
+    }
+}
+
 struct Decrement(Arc<AtomicUsize>);
 
 impl Drop for Decrement {
@@ -781,6 +849,33 @@ where
         let this = self.clone();
         Box::pin(async move { Ok(this.handle(req).await) })
     }
+}
+
+/// The credentials of an `Authorization: Bearer …` value (the scheme is case-insensitive).
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(7)?;
+    scheme.eq_ignore_ascii_case(b"bearer ").then_some(rest)
+}
+
+/// Whether `given` is the admin token, in time that depends only on the token's length: every
+/// byte of the token is compared (with what `given` has at that place, or a filler), so neither
+/// a wrong byte's position nor the length of `given` shows.
+fn token_matches(given: &[u8], token: &[u8]) -> bool {
+    let padded: Vec<u8> = (0..token.len())
+        .map(|i| given.get(i).copied().unwrap_or(0))
+        .collect();
+    let same_len = (given.len() as u64).ct_eq(&(token.len() as u64));
+    bool::from(padded.as_slice().ct_eq(token) & same_len)
+}
+
+/// The headers of an event stream's response.
+fn stream_headers(headers: &mut http::HeaderMap) {
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
 }
 
 fn parse_id(id: &str) -> Result<ClientId, Reject> {

@@ -44,14 +44,17 @@ pub fn service(ex: &Ex, config: Config, tasks: impl TaskHandler) -> Sse {
 }
 
 /// Serves `sse` on `listener` until `shutdown` completes, then shuts down gracefully (see
-/// [`sse_http::serve_app`]). Connections and tasks are spawned on `ex`.
+/// [`sse_http::serve`]: event streams on HTTP/1.1 take its lean path). Connections and tasks
+/// are spawned on `ex`.
 pub async fn serve(
     ex: &Ex,
     listener: TcpListener,
     sse: Sse,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    serve_app(ex, listener, sse.clone(), sse, shutdown).await
+    tracing::info!(addr = ?listener.local_addr()?, "serving server-sent events on smol");
+    let (executor, timer) = (SmolExecutor::new(ex.clone()), SmolTimer::new());
+    sse_http::serve(Tcp(listener), executor, timer, sse, shutdown).await
 }
 
 /// Like [`serve`], but connections are answered by `app`, an application service that hands
@@ -79,6 +82,8 @@ impl sse_http::Listener for Tcp {
 
     async fn accept(&mut self) -> io::Result<Self::Io> {
         let (stream, _peer) = self.0.accept().await?;
+        // Each event is one small write that must go out at once, not wait for an ACK.
+        let _ = stream.set_nodelay(true);
         Ok(Io {
             stream: stream.into(),
             readable: true,

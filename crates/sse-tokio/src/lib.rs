@@ -33,13 +33,16 @@ pub fn service(config: Config, tasks: impl TaskHandler) -> Sse {
 }
 
 /// Serves `sse` on `listener` until `shutdown` completes, then shuts down gracefully (see
-/// [`sse_http::serve_app`]). Must run inside a tokio runtime.
+/// [`sse_http::serve`]: event streams on HTTP/1.1 take its lean path). Must run inside a tokio
+/// runtime.
 pub async fn serve(
     listener: TcpListener,
     sse: Sse,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    serve_app(listener, sse.clone(), sse, shutdown).await
+    tracing::info!(addr = ?listener.local_addr()?, "serving server-sent events on tokio");
+    let (executor, timer) = (TokioExecutor::new(), TokioTimer::new());
+    sse_http::serve(Tcp(listener), executor, timer, sse, shutdown).await
 }
 
 /// Like [`serve`], but connections are answered by `app`, an application service that hands
@@ -66,6 +69,8 @@ impl sse_http::Listener for Tcp {
 
     async fn accept(&mut self) -> io::Result<Self::Io> {
         let (stream, _peer) = self.0.accept().await?;
+        // Each event is one small write that must go out at once, not wait for an ACK.
+        let _ = stream.set_nodelay(true);
         Ok(TokioIo::new(stream))
     }
 }
