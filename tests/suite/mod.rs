@@ -832,44 +832,85 @@ fn the_sweeper_forgets_clients_that_never_come_back() {
     });
 }
 
-/// Writes `head` on a fresh connection (in two pieces, a moment apart, as a slow client would)
-/// and reads the response head; returns the connection and the head as text, in lower case.
-async fn raw_request(addr: SocketAddr, head: &str) -> (tokio::net::TcpStream, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (first, second) = head.as_bytes().split_at(head.len() / 2);
-    tcp.write_all(first).await.expect("write");
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    tcp.write_all(second).await.expect("write");
-    let mut got = Vec::new();
-    let read = tokio::time::timeout(client::PATIENCE, async {
-        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-            let mut buf = [0u8; 512];
-            let n = tcp.read(&mut buf).await.expect("read");
-            assert!(n > 0, "closed before the response head: {got:?}");
-            got.extend_from_slice(&buf[..n]);
-        }
-    });
-    read.await.expect("response head in time");
-    (tcp, String::from_utf8_lossy(&got).to_lowercase())
+/// A raw HTTP/1.1 connection, for checks on the wire format.
+struct Raw {
+    tcp: tokio::net::TcpStream,
+    /// Received and not yet taken.
+    buf: Vec<u8>,
 }
 
-/// The wire format of a stream over HTTP/1.1. Served by `serve`, a connection whose first
-/// request opens a stream takes the lean path (close-delimited, `connection: close`); served by
-/// an application (`LEAN` false), hyper answers it (chunked). Either way, registering answers
-/// `connection: close`, so that the stream can start on a fresh connection.
+impl Raw {
+    async fn connect(addr: SocketAddr) -> Self {
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        Self {
+            tcp,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Writes `request` (in two pieces, a moment apart, as a slow client would) and reads the
+    /// response head; returns it as text, in lower case, and the body if it has a length.
+    async fn request(&mut self, request: &str) -> (String, Option<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (first, second) = request.as_bytes().split_at(request.len() / 2);
+        self.tcp.write_all(first).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.tcp.write_all(second).await.expect("write");
+        // A response to HEAD has a length but no body.
+        let head_only = request.starts_with("HEAD ");
+        let read = tokio::time::timeout(client::PATIENCE, async {
+            loop {
+                if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&self.buf[..end + 4]).to_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .map(|n| n.trim().parse::<usize>().expect("length"))
+                        .map(|n| if head_only { 0 } else { n });
+                    let body_end = end + 4 + length.unwrap_or(0);
+                    if self.buf.len() >= body_end {
+                        let body = length.map(|_| {
+                            String::from_utf8_lossy(&self.buf[end + 4..body_end]).into_owned()
+                        });
+                        self.buf.drain(..body_end);
+                        return (head, body);
+                    }
+                }
+                let mut chunk = [0u8; 512];
+                let n = self.tcp.read(&mut chunk).await.expect("read");
+                assert!(n > 0, "closed before the response: {:?}", self.buf);
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        });
+        read.await.unwrap_or_else(|_| {
+            panic!(
+                "response in time; got {:?}",
+                String::from_utf8_lossy(&self.buf)
+            )
+        })
+    }
+}
+
+/// The wire format over HTTP/1.1, on one keep-alive connection: register, then open the stream.
+/// Served by `serve`, bodiless requests take the lean path (the stream close-delimited, with
+/// `connection: close`); served by an application (`LEAN` false), hyper answers (chunked).
 #[test]
 fn http1_stream_wire_format() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = start_server(config());
     run(async {
         let addr = server.addr;
-        let reply = call(addr, Method::POST, "/sse/clients", &[], "").await;
-        assert_eq!(reply.status, StatusCode::CREATED);
-        assert_eq!(reply.headers["connection"], "close");
-        let id = reply.body;
+        let mut raw = Raw::connect(addr).await;
+        let (head, id) = raw
+            .request("POST /sse/clients HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        assert!(head.starts_with("http/1.1 201 created\r\n"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+        let id = id.expect("a body with its length");
+        assert!(id.parse::<sse_registry::ClientId>().is_ok(), "{id}");
+        // The same connection carries the stream.
         let get = format!("GET /sse/events/{id} HTTP/1.1\r\nhost: x\r\nlast-event-id: 0\r\n\r\n");
-        let (mut tcp, head) = raw_request(addr, &get).await;
+        let (head, _) = raw.request(&get).await;
         assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
         assert!(
             head.contains("content-type: text/event-stream\r\n"),
@@ -887,11 +928,11 @@ fn http1_stream_wire_format() {
         // A client has nothing to say on its stream: past a bound, the lean path hangs up.
         if super::LEAN {
             let junk = vec![b'x'; 70 * 1024];
-            let _ = tcp.write_all(&junk).await;
+            let _ = raw.tcp.write_all(&junk).await;
             let closed = tokio::time::timeout(client::PATIENCE, async {
                 let mut buf = [0u8; 4096];
                 loop {
-                    match tcp.read(&mut buf).await {
+                    match raw.tcp.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(_) => {}
                     }
@@ -900,15 +941,25 @@ fn http1_stream_wire_format() {
             closed.await.expect("the server closes the connection");
             eventually("the client is detached", || hub.stats().attached == 0).await;
         }
-        // An unknown id: a whole response with its length, then the connection closes.
+        // Pipelined bodiless requests are answered in order; an unknown id gets a whole 404.
+        let mut raw = Raw::connect(addr).await;
         let unknown = "GET /sse/events/00000000-0000-4000-8000-000000000000 HTTP/1.1\r\n\
                        host: x\r\n\r\n";
-        let (_tcp, head) = raw_request(addr, unknown).await;
+        let twice = format!("{unknown}{unknown}");
+        let (head, body) = raw.request(&twice).await;
         assert!(head.starts_with("http/1.1 404 not found\r\n"), "{head}");
-        assert!(head.contains("content-length: "), "{head}");
-        // Other first requests are hyper's, also on a server with the lean path.
-        let (_tcp, head) =
-            raw_request(addr, "HEAD /sse/client.js HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert!(body.is_some(), "{head}");
+        let (head, _) = raw.request("").await;
+        assert!(head.starts_with("http/1.1 404 not found\r\n"), "{head}");
+        // A request with a body hands the connection to hyper, which answers it and what follows.
+        let notify = "POST /sse/broadcast HTTP/1.1\r\nhost: x\r\n\
+                      authorization: Bearer s3cret-admin-token\r\ncontent-length: 2\r\n\r\nhi";
+        let (head, body) = raw.request(notify).await;
+        assert!(head.starts_with("http/1.1 202 accepted\r\n"), "{head}");
+        assert!(body.is_some_and(|b| b.contains("delivered")));
+        let (head, _) = raw
+            .request("HEAD /sse/client.js HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await;
         assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
         assert!(head.contains("content-type: text/javascript"), "{head}");
     });

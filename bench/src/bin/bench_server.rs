@@ -75,6 +75,10 @@ struct Args {
     /// and smol modes only. Without it, the hub is in memory.
     #[arg(long)]
     redis: Option<String>,
+    /// Whether stream connections take `sse_http::serve`'s lean path (ours only); also from
+    /// the environment, so that `loadgen` runs can compare both.
+    #[arg(long, env = "BENCH_LEAN_STREAMS", default_value_t = true, action = clap::ArgAction::Set)]
+    lean_streams: bool,
     /// Exit as soon as standard input ends (how loadgen ties the server's life to its own).
     #[arg(long)]
     exit_on_stdin_eof: bool,
@@ -121,6 +125,7 @@ fn main() -> io::Result<()> {
 
     let mut config = Config::default();
     config.admin_token = Some(args.admin_token.clone());
+    config.lean_streams = args.lean_streams;
     let threads = args.threads.max(1);
     match args.mode {
         Mode::Tokio => tokio_runtime(threads)?.block_on(async move {

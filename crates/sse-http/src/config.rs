@@ -42,13 +42,12 @@ pub struct Config {
     /// The registry's own limits: total clients (beyond it, 503), keys per client, queues,
     /// history, grace periods.
     pub registry: sse_registry::Config,
-    /// Whether [`serve`](crate::serve) answers a connection whose first request opens an event
-    /// stream over HTTP/1.1 with its lean writer instead of hyper: the same response,
-    /// close-delimited, for about 1 KiB per open stream instead of hyper's per-connection
-    /// buffers (8–24 KiB). With it, `POST {prefix}clients` answers `connection: close` on
-    /// HTTP/1.x, so that the client's `EventSource` opens its stream on a fresh connection.
-    /// Default: on. ([`serve_app`](crate::serve_app) never uses it: its application may add
-    /// middleware that a stream must go through.)
+    /// Whether [`serve`](crate::serve) answers bodiless HTTP/1.1 requests (registering,
+    /// subscribing, opening a stream) with its lean writer instead of hyper: the same responses
+    /// (a stream close-delimited), for about 1 KiB per open stream instead of hyper's
+    /// per-connection buffers (8–24 KiB). A connection goes to hyper for good at its first
+    /// request with a body, or on HTTP/2. Default: on. ([`serve_app`](crate::serve_app) never
+    /// uses it: its application may add middleware that every request must go through.)
     pub lean_streams: bool,
 }
 

@@ -1,22 +1,26 @@
-//! The lean path for event streams: a connection whose first request opens an event stream over
-//! HTTP/1.1 is answered by a small writer here instead of hyper.
+//! The lean path for HTTP/1.1 connections: bodiless requests, event streams above all, are
+//! answered by a small writer here instead of hyper.
 //!
 //! hyper keeps a read buffer (8–16 KiB) and a write buffer (8 KiB) for every connection for as
 //! long as it is open; a stream connection never needs either after its request head, and with
-//! 100,000 listeners they are most of the server's memory. Here the head is read into a
-//! temporary buffer, parsed with `httparse`, answered by [`Sse::handle`] like any request, and
-//! the response is written straight from the body's frames (one shared `Bytes` per event). What
-//! stays allocated per stream is the task, the socket and the body: about 1 KiB.
+//! 100,000 listeners they are most of the server's memory. Here each request head is read into a
+//! buffer that is freed between requests, parsed with `httparse`, answered by [`Sse::handle`]
+//! like any request, and the response written straight from its body (an event stream: one
+//! shared `Bytes` per event). What stays allocated per open stream is the task, the socket and
+//! the body: about 1 KiB.
 //!
-//! Anything else (another route first, HTTP/2, a body, `Upgrade`, a head that is not complete
-//! and valid within [`MAX_HEAD`]) goes to hyper unchanged: the bytes read so far are replayed to
-//! it by [`Rewind`]. A stream answered here is close-delimited (`connection: close`, no
-//! chunking), which every HTTP/1.1 client and `EventSource` reads; bytes the client sends after
-//! its request are read and dropped (at most [`MAX_DISCARD`]), and the end of its side, or an
-//! error, ends the stream at once, as hyper would.
+//! Requests without a body (`POST clients`, `PUT listen`, `GET events`, …) are answered here,
+//! keep-alive, so a client may register and then open its stream on one connection. The first
+//! request that is anything else (a body, HTTP/1.0 or HTTP/2, `HEAD`, `Upgrade`, `Expect`, a
+//! head that is not complete and valid within [`MAX_HEAD`]) hands the connection to hyper, the
+//! bytes read so far replayed to it by [`Rewind`], for good. A stream is close-delimited
+//! (`connection: close`, no chunking), which every HTTP/1.1 client and `EventSource` reads; what
+//! the client sends while its stream is open is read and dropped (at most [`MAX_DISCARD`]), and
+//! the end of its side, or an error, ends the stream at once, as with hyper.
 
-use std::future::{Future, poll_fn};
+use std::future::poll_fn;
 use std::io;
+use std::mem;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
@@ -40,44 +44,56 @@ const MAX_HEADERS: usize = 64;
 /// closed: a client has nothing to say on a close-delimited stream.
 pub(crate) const MAX_DISCARD: usize = 64 * 1024;
 
-/// How a connection's first request head was read.
-pub(crate) enum Opening {
-    /// An event-stream request, answered here.
-    Stream(Box<Request<Body>>),
-    /// Anything else: hyper serves the connection, the bytes read so far first.
+/// What the next request of a connection is.
+pub(crate) enum Next {
+    /// A bodiless request, answered here.
+    Request(Box<Request<Body>>),
+    /// Anything else: hyper serves the connection from here on, the bytes read so far first.
     Hyper(Bytes),
-    /// The client closed (or failed) before sending a byte.
+    /// The client closed (or failed, or timed out) between requests.
     Closed,
 }
 
-/// Reads the first request head of a connection and decides who answers it.
-pub(crate) async fn open<I: Read + Unpin>(io: &mut I, prefix: &str) -> Opening {
-    let mut head = Vec::new();
+/// Reads the next request head of a connection into `buf` (which may already hold bytes that
+/// followed the previous request) and decides who answers it. On `Request`, the head's bytes
+/// are removed from `buf`.
+pub(crate) async fn next<I: Read + Unpin>(io: &mut I, buf: &mut Vec<u8>) -> Next {
     loop {
-        let mut chunk = [0u8; 1024];
-        let mut buf = ReadBuf::new(&mut chunk);
-        let read = poll_fn(|cx| Pin::new(&mut *io).poll_read(cx, buf.unfilled())).await;
-        let n = buf.filled().len();
-        if read.is_err() || n == 0 {
-            return if head.is_empty() {
-                Opening::Closed
+        if !buf.is_empty() {
+            match classify(buf) {
+                Some(Some((req, used))) => {
+                    buf.drain(..used);
+                    return Next::Request(Box::new(req));
+                }
+                Some(None) => return Next::Hyper(mem::take(buf).into()),
+                None if buf.len() >= MAX_HEAD => return Next::Hyper(mem::take(buf).into()),
+                None => {}
+            }
+        }
+        // Read into the buffer itself: nothing of this size lives in the task between reads.
+        let filled = buf.len();
+        buf.resize(filled + READ_CHUNK, 0);
+        let mut read = ReadBuf::new(&mut buf[filled..]);
+        let result = poll_fn(|cx| Pin::new(&mut *io).poll_read(cx, read.unfilled())).await;
+        let n = read.filled().len();
+        buf.truncate(filled + n);
+        if result.is_err() || n == 0 {
+            return if buf.is_empty() {
+                Next::Closed
             } else {
                 // Let hyper answer what it can of a cut-off head.
-                Opening::Hyper(head.into())
+                Next::Hyper(mem::take(buf).into())
             };
-        }
-        head.extend_from_slice(buf.filled());
-        match classify(&head, prefix) {
-            Some(Some(req)) => return Opening::Stream(Box::new(req)),
-            Some(None) => return Opening::Hyper(head.into()),
-            None if head.len() >= MAX_HEAD => return Opening::Hyper(head.into()),
-            None => {}
         }
     }
 }
 
-/// `None` while the head is incomplete; then the request if the lean path takes it.
-fn classify(head: &[u8], prefix: &str) -> Option<Option<Request<Body>>> {
+/// How much one read of a request head takes at most.
+const READ_CHUNK: usize = 1024;
+
+/// `None` while the head is incomplete; then the request and the length of its head if the
+/// lean path answers it.
+fn classify(head: &[u8]) -> Option<Option<(Request<Body>, usize)>> {
     // The HTTP/2 connection preface starts with `PRI`: hyper's.
     if head.starts_with(b"PRI") || b"PRI".starts_with(head) {
         return Some(None);
@@ -89,24 +105,18 @@ fn classify(head: &[u8], prefix: &str) -> Option<Option<Request<Body>>> {
         Ok(httparse::Status::Partial) => return None,
         Err(_) => return Some(None),
     };
-    Some(lean_request(&parsed, prefix).filter(|_| used == head.len()))
+    Some(lean_request(&parsed).map(|req| (req, used)))
 }
 
-/// The request, when it is one the lean path answers: `GET {prefix}events/…` over HTTP/1.1,
-/// without a body or an upgrade, with valid header names and values.
-fn lean_request(parsed: &httparse::Request<'_, '_>, prefix: &str) -> Option<Request<Body>> {
-    let path = parsed.path?;
-    if parsed.method? != "GET" || parsed.version? != 1 {
-        return None;
-    }
-    if !path
-        .strip_prefix(prefix)
-        .is_some_and(|rest| rest.starts_with("events/"))
-    {
+/// The request, when it is one the lean path answers: over HTTP/1.1, not `HEAD`, without a body,
+/// an upgrade or an expectation, with valid header names and values.
+fn lean_request(parsed: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
+    let (method, path) = (parsed.method?, parsed.path?);
+    if parsed.version? != 1 || method == "HEAD" {
         return None;
     }
     let mut req = Request::builder()
-        .method(Method::GET)
+        .method(Method::from_bytes(method.as_bytes()).ok()?)
         .uri(path)
         .version(Version::HTTP_11);
     for header in parsed.headers.iter() {
@@ -124,12 +134,33 @@ fn lean_request(parsed: &httparse::Request<'_, '_>, prefix: &str) -> Option<Requ
     req.body(Body::empty()).ok()
 }
 
+/// Whether the client asked to close the connection after this request.
+fn wants_close(req: &Request<Body>) -> bool {
+    req.headers()
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .any(|v| {
+            v.as_bytes()
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+        })
+}
+
 /// Answers `req` with `sse` and writes the response to `io`: a whole body with its length, or an
-/// event stream until it ends, the client goes away, or a write fails. Then closes the
-/// connection.
-pub(crate) async fn serve_stream<I: Read + Write + Unpin>(mut io: I, sse: Sse, req: Request<Body>) {
-    let res = sse.handle(req).await;
+/// event stream until it ends, the client goes away, or a write fails. Returns whether the
+/// connection may carry another request (never after a stream).
+pub(crate) async fn respond<I: Read + Write + Unpin>(
+    io: &mut I,
+    sse: &Sse,
+    req: Request<Body>,
+) -> bool {
+    let close = wants_close(&req);
+    // Boxed: routing's state is large and short-lived, and inline it would stay in the task of
+    // every open stream.
+    let res = Box::pin(sse.handle(req)).await;
     let (parts, mut body) = res.into_parts();
+    let length = body.size_hint().exact();
+    let keep_alive = length.is_some() && !close;
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(b"HTTP/1.1 ");
     head.extend_from_slice(parts.status.as_str().as_bytes());
@@ -151,21 +182,31 @@ pub(crate) async fn serve_stream<I: Read + Write + Unpin>(mut io: I, sse: Sse, r
     head.extend_from_slice(b"date: ");
     head.extend_from_slice(httpdate::fmt_http_date(SystemTime::now()).as_bytes());
     head.extend_from_slice(b"\r\n");
-    if let Some(len) = body.size_hint().exact() {
+    if let Some(len) = length {
         head.extend_from_slice(b"content-length: ");
         head.extend_from_slice(len.to_string().as_bytes());
         head.extend_from_slice(b"\r\n");
     }
-    head.extend_from_slice(b"connection: close\r\n\r\n");
+    if !keep_alive {
+        head.extend_from_slice(b"connection: close\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    // Not kept across the writing (a stream's whole life).
+    drop(parts);
     let mut writer = Writer {
         pending: Bytes::from(head),
         body_done: false,
         discarded: 0,
+        watch_reads: length.is_none(),
     };
-    poll_fn(|cx| writer.poll(cx, &mut io, &mut body)).await;
+    let written = poll_fn(|cx| writer.poll(cx, &mut *io, &mut body)).await;
     // Dropping the body now detaches the client (a stream), before the connection closes.
     drop(body);
-    let _ = poll_fn(|cx| Pin::new(&mut io).poll_shutdown(cx)).await;
+    if keep_alive && written {
+        return true;
+    }
+    let _ = poll_fn(|cx| Pin::new(&mut *io).poll_shutdown(cx)).await;
+    false
 }
 
 /// The state of a response being written.
@@ -176,30 +217,37 @@ struct Writer {
     body_done: bool,
     /// Bytes the client sent since its request.
     discarded: usize,
+    /// An event stream: the client's side is watched for its end. (A whole response is written
+    /// without reading: what follows it is the next request.)
+    watch_reads: bool,
 }
 
 impl Writer {
-    /// Ready when the response is over, for whatever reason.
+    /// Ready when the response is over: `true` if all of it was written.
     fn poll<I: Read + Write + Unpin>(
         &mut self,
         cx: &mut Context<'_>,
         io: &mut I,
         body: &mut Body,
-    ) -> Poll<()> {
+    ) -> Poll<bool> {
         loop {
             if !self.pending.is_empty() {
                 match Pin::new(&mut *io).poll_write(cx, &self.pending) {
                     Poll::Ready(Ok(n)) if n > 0 => {
                         self.pending.advance(n);
+                        if self.pending.is_empty() {
+                            // Let go of the buffer (the response head, or a shared frame).
+                            self.pending = Bytes::new();
+                        }
                         continue;
                     }
                     // A write of nothing, or an error: the connection is gone.
-                    Poll::Ready(_) => return Poll::Ready(()),
+                    Poll::Ready(_) => return Poll::Ready(false),
                     Poll::Pending => break,
                 }
             }
             if self.body_done {
-                return Poll::Ready(());
+                return Poll::Ready(true);
             }
             match Pin::new(&mut *body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
@@ -212,6 +260,9 @@ impl Writer {
                 Poll::Pending => break,
             }
         }
+        if !self.watch_reads {
+            return Poll::Pending;
+        }
         // The client's side: its end (or an error) ends the stream.
         loop {
             let mut scratch = [0u8; 64];
@@ -221,10 +272,10 @@ impl Writer {
                     let n = buf.filled().len();
                     self.discarded += n;
                     if n == 0 || self.discarded > MAX_DISCARD {
-                        return Poll::Ready(());
+                        return Poll::Ready(false);
                     }
                 }
-                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Err(_)) => return Poll::Ready(false),
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -294,25 +345,12 @@ impl<I: Write + Unpin> Write for Rewind<I> {
     }
 }
 
-/// Reads the head of a connection within `timeout` (a future that completes when it is over).
-pub(crate) async fn open_within<I: Read + Unpin>(
-    io: &mut I,
-    prefix: &str,
-    timeout: impl Future<Output = ()>,
-) -> Opening {
-    futures_lite::future::or(open(io, prefix), async {
-        timeout.await;
-        Opening::Closed
-    })
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn kind(head: &[u8]) -> &'static str {
-        match classify(head, "/sse/") {
+        match classify(head) {
             None => "partial",
             Some(None) => "hyper",
             Some(Some(_)) => "lean",
@@ -320,29 +358,40 @@ mod tests {
     }
 
     #[test]
-    fn only_a_bodiless_http11_get_of_a_stream_is_lean() {
+    fn bodiless_http11_requests_are_lean() {
         let id = "/sse/events/0f0e0d0c-0b0a-4908-8706-050403020100";
         let get = format!("GET {id} HTTP/1.1\r\nhost: x\r\nlast-event-id: 5\r\n\r\n");
         assert_eq!(kind(get.as_bytes()), "lean");
         assert_eq!(kind(&get.as_bytes()[..20]), "partial");
+        assert_eq!(kind(b"POST /sse/clients HTTP/1.1\r\n\r\n"), "lean");
+        assert_eq!(
+            kind(b"POST /sse/clients HTTP/1.1\r\ncontent-length: 0\r\n\r\n"),
+            "lean"
+        );
+        assert_eq!(kind(b"PUT /sse/listen/x/k HTTP/1.1\r\n\r\n"), "lean");
+        // A pipelined request after the head stays in the buffer for the next round.
+        assert_eq!(
+            kind(b"GET /sse/client.js HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n"),
+            "lean"
+        );
         assert_eq!(kind(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), "hyper");
         assert_eq!(kind(b"PR"), "hyper");
-        assert_eq!(kind(b"POST /sse/clients HTTP/1.1\r\n\r\n"), "hyper");
-        assert_eq!(kind(b"GET /sse/client.js HTTP/1.1\r\n\r\n"), "hyper");
-        assert_eq!(kind(b"GET /other/events/x HTTP/1.1\r\n\r\n"), "hyper");
         assert_eq!(kind(b"HEAD /sse/events/x HTTP/1.1\r\n\r\n"), "hyper");
         assert_eq!(kind(b"GET /sse/events/x HTTP/1.0\r\n\r\n"), "hyper");
         assert_eq!(
-            kind(b"GET /sse/events/x HTTP/1.1\r\ncontent-length: 3\r\n\r\nabc"),
+            kind(b"POST /sse/broadcast HTTP/1.1\r\ncontent-length: 3\r\n\r\nabc"),
+            "hyper"
+        );
+        assert_eq!(
+            kind(b"POST /sse/broadcast HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"),
             "hyper"
         );
         assert_eq!(
             kind(b"GET /sse/events/x HTTP/1.1\r\nupgrade: websocket\r\n\r\n"),
             "hyper"
         );
-        // A pipelined request after the head: hyper answers both.
         assert_eq!(
-            kind(b"GET /sse/events/x HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n"),
+            kind(b"PUT /sse/tasks/x/t HTTP/1.1\r\nexpect: 100-continue\r\n\r\n"),
             "hyper"
         );
         assert_eq!(

@@ -19,8 +19,8 @@ use crate::lean;
 use crate::runtime::BoxFuture;
 use crate::service::Sse;
 
-/// How long a connection on the lean path may take to send its first request head; then it is
-/// closed. (hyper's connections have hyper's own header timeout.)
+/// How long a connection on the lean path may take to send a request head, or stay idle between
+/// requests; then it is closed. (hyper's connections have hyper's own timeouts.)
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A source of accepted connections: a runtime's TCP listener, wrapped by its adapter.
@@ -71,11 +71,12 @@ impl<B> AppBody for B where B: http_body::Body<Data: Send, Error: Into<BoxError>
 /// Serves `sse` on `listener` until `shutdown` completes, then shuts down gracefully (see
 /// [`serve_app`]).
 ///
-/// Unlike `serve_app(…, sse.clone(), sse, …)`, a connection whose first request opens an event
-/// stream over HTTP/1.1 is answered by a lean writer instead of hyper when
-/// [`Config::lean_streams`](crate::Config::lean_streams) is on (the default): the same response,
-/// close-delimited, for about 1 KiB per open stream instead of hyper's per-connection buffers
-/// (8–24 KiB). Every other connection is hyper's, as with `serve_app`.
+/// Unlike `serve_app(…, sse.clone(), sse, …)`, bodiless HTTP/1.1 requests (registering,
+/// subscribing, opening a stream) are answered by a lean writer instead of hyper when
+/// [`Config::lean_streams`](crate::Config::lean_streams) is on (the default): the same
+/// responses, a stream close-delimited, for about 1 KiB per open stream instead of hyper's
+/// per-connection buffers (8–24 KiB). A connection goes to hyper for good at its first request
+/// with a body, or on HTTP/2.
 pub async fn serve<L, E, T>(
     listener: L,
     executor: E,
@@ -176,28 +177,41 @@ where
             }
             Some(Ok(mut io)) => {
                 // The watcher, held until the connection ends, makes the graceful shutdown
-                // wait for lean streams too.
+                // wait for lean connections too.
                 let watcher = graceful.watcher();
-                let (builder, app, sse) = (builder.clone(), app.clone(), sse.clone());
-                let head_timeout = timer.sleep(HEAD_TIMEOUT);
+                let (builder, app, sse, timer) =
+                    (builder.clone(), app.clone(), sse.clone(), timer.clone());
                 executor.execute(until_killed(killed.clone(), async move {
-                    let opening =
-                        lean::open_within(&mut io, &sse.config().prefix, head_timeout).await;
-                    match opening {
-                        lean::Opening::Stream(req) => {
-                            lean::serve_stream(io, sse, *req).await;
-                            drop(watcher);
-                        }
-                        lean::Opening::Hyper(head) => {
-                            let io = lean::Rewind::new(head, io);
-                            let conn = builder.serve_connection(io, app).into_owned();
-                            // Boxed: the lean streams' tasks need not be as large as hyper's.
-                            if let Err(err) = Box::pin(watcher.watch(conn)).await {
-                                tracing::debug!(%err, "connection ended with an error");
+                    let mut buf = Vec::new();
+                    loop {
+                        let next = future::or(lean::next(&mut io, &mut buf), async {
+                            timer.sleep(HEAD_TIMEOUT).await;
+                            lean::Next::Closed
+                        })
+                        .await;
+                        match next {
+                            lean::Next::Request(req) => {
+                                if buf.is_empty() {
+                                    // Nothing pipelined: free the head's buffer meanwhile.
+                                    buf = Vec::new();
+                                }
+                                if !lean::respond(&mut io, &sse, *req).await {
+                                    break;
+                                }
                             }
+                            lean::Next::Hyper(head) => {
+                                let io = lean::Rewind::new(head, io);
+                                let conn = builder.serve_connection(io, app).into_owned();
+                                // Boxed: the lean connections' tasks need not be as large.
+                                if let Err(err) = Box::pin(watcher.watch(conn)).await {
+                                    tracing::debug!(%err, "connection ended with an error");
+                                }
+                                return;
+                            }
+                            lean::Next::Closed => break,
                         }
-                        lean::Opening::Closed => {}
                     }
+                    drop(watcher);
                 }));
             }
             Some(Err(err)) => {

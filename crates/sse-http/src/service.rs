@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 use sse_codec::{EventId, EventName, Frame};
@@ -312,14 +312,7 @@ impl Sse {
             }
             (["clients"], &Method::POST) => {
                 let query = req.uri().query().unwrap_or("").to_owned();
-                let mut res = self.issue(&query).await?;
-                let http1 = matches!(req.version(), Version::HTTP_10 | Version::HTTP_11);
-                if self.inner.config.lean_streams && http1 {
-                    // The stream comes next: on a fresh connection, it can take the lean path.
-                    res.headers_mut()
-                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                }
-                Ok(res)
+                self.issue(&query).await
             }
             (["clients"], &Method::GET) => {
                 self.authorize(&req)?;
