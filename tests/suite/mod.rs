@@ -674,6 +674,41 @@ fn cors_preflight_and_headers() {
         assert_eq!(reply.headers["vary"], "origin");
         let plain = call(addr, Method::POST, "/sse/clients", &[], "").await;
         assert_eq!(plain.headers["vary"], "origin");
+        // Credentials are off unless configured.
+        let reply = call(addr, Method::POST, "/sse/clients", &[origin], "").await;
+        assert!(
+            !reply
+                .headers
+                .contains_key("access-control-allow-credentials")
+        );
+    });
+}
+
+#[test]
+fn cors_credentials_only_for_origins_listed_by_name() {
+    let mut config = config();
+    config.cors_origins = vec!["http://app.example".into(), "*".into()];
+    config.cors_credentials = true;
+    let server = start_server(config);
+    run(async {
+        let addr = server.addr;
+        let named = ("origin", "http://app.example");
+        let pre = call(addr, Method::OPTIONS, "/sse/clients", &[named], "").await;
+        assert_eq!(pre.headers["access-control-allow-credentials"], "true");
+        let reply = call(addr, Method::POST, "/sse/clients", &[named], "").await;
+        assert_eq!(reply.headers["access-control-allow-credentials"], "true");
+        // `*` lets any origin read, but not with the user's cookies.
+        let other = ("origin", "http://other.example");
+        let reply = call(addr, Method::POST, "/sse/clients", &[other], "").await;
+        assert_eq!(
+            reply.headers["access-control-allow-origin"],
+            "http://other.example"
+        );
+        assert!(
+            !reply
+                .headers
+                .contains_key("access-control-allow-credentials")
+        );
     });
 }
 

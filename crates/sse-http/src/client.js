@@ -38,7 +38,8 @@
  * - `new SseClient(options)`, every option optional:
  *   - `base`: the prefix URL of the routes, default `'/sse/'` (may be absolute, for CORS).
  *   - `name`: the client's name, shared by all the tabs of one user.
- *   - `withCredentials`: send cookies to another origin (EventSource and fetch).
+ *   - `withCredentials`: send cookies to another origin (EventSource and fetch); the server
+ *     must allow it (`Config::cors_credentials`, for origins it lists by name).
  *   - `onStateChange(state)`: `state` changed.
  *   - `onOpened()`: the stream is registered and every key is subscribed (`state` is 'open').
  *   - `onRegistered(id)`: a `registered` event (after every (re)connection).

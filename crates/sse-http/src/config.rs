@@ -26,6 +26,10 @@ pub struct Config {
     /// Origins allowed to call the routes from a browser on another origin (`*` allows any).
     /// Empty (the default) sends no CORS headers.
     pub cors_origins: Vec<String>,
+    /// Whether browsers may send credentials (cookies) on cross-origin calls, as `client.js`
+    /// does with `withCredentials`: answers `Access-Control-Allow-Credentials: true` to the
+    /// origins listed by name in `cors_origins`, never to one allowed only by `*`. Default: off.
+    pub cors_credentials: bool,
     /// The largest request body accepted (notify, broadcast). Default: 64 KiB; larger is 413.
     pub max_body: usize,
     /// The longest client name, in bytes. Default: 64.
@@ -61,6 +65,7 @@ impl Default for Config {
             sweep_interval: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(10),
             cors_origins: Vec::new(),
+            cors_credentials: false,
             max_body: 64 * 1024,
             max_name_len: 64,
             max_key_len: 64,
@@ -86,6 +91,7 @@ impl fmt::Debug for Config {
             .field("sweep_interval", &self.sweep_interval)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("cors_origins", &self.cors_origins)
+            .field("cors_credentials", &self.cors_credentials)
             .field("max_body", &self.max_body)
             .field("max_name_len", &self.max_name_len)
             .field("max_key_len", &self.max_key_len)

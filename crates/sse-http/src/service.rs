@@ -745,7 +745,23 @@ impl Sse {
         headers.append(header::VARY, HeaderValue::from_static("origin"));
         if let Some(origin) = origin.filter(|o| self.allowed_origin(o)) {
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            if self.credentials_allowed(origin) {
+                headers.insert(
+                    header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                    HeaderValue::from_static("true"),
+                );
+            }
         }
+    }
+
+    /// Credentials go only to origins listed by name (never through `*`).
+    fn credentials_allowed(&self, origin: &HeaderValue) -> bool {
+        let config = &self.inner.config;
+        config.cors_credentials
+            && config
+                .cors_origins
+                .iter()
+                .any(|o| o.as_bytes() == origin.as_bytes())
     }
 
     fn preflight<B>(&self, req: &Request<B>) -> Result<Res, Reject> {
@@ -765,6 +781,7 @@ impl Sse {
                     header::ACCESS_CONTROL_MAX_AGE,
                     HeaderValue::from_static("600"),
                 );
+                // (`handle` adds the origin, `Vary` and, if allowed, credentials.)
                 Ok(res)
             }
             Some(_) => Err(Reject::new(StatusCode::FORBIDDEN, "origin not allowed")),
