@@ -130,7 +130,7 @@ impl Shared {
                     _ => Target::All,
                 };
                 match hub.deliver(seq, target, event.as_ref(), &data) {
-                    Ok(mut published) => {
+                    Ok(published) => {
                         {
                             let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
                             if recent.len() >= RECENT {
@@ -138,7 +138,13 @@ impl Shared {
                             }
                             recent.push_back((seq, published.recipients));
                         }
-                        sse_registry::drive(&mut published.wake, DEFAULT_SLICE).await;
+                        // Waking the recipients (a slice at a time) goes on in a task of its
+                        // own: the record counts as applied once the event is in the hub, so the
+                        // publisher's call, and the next records, do not wait for every wake.
+                        let mut wake = published.wake;
+                        self.runtime.spawn(Box::pin(async move {
+                            sse_registry::drive(&mut wake, DEFAULT_SLICE).await;
+                        }));
                     }
                     Err(err) => tracing::warn!(%err, seq, "event not delivered"),
                 }
