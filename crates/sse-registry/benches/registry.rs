@@ -1,13 +1,16 @@
 //! Benchmarks of the hub with 1,000, 100,000 and 1,000,000 in-memory clients: broadcasting one
 //! 100-byte event to everyone (total time, longest slice, and delivery of the frame to every
 //! stream), sweeping (every client stale, and none), registry memory per idle client, and the
-//! broadcast and sweep times for several slice budgets.
+//! broadcast and sweep times for several slice budgets; and sweeping and clearing clients that
+//! all share one key or one name (removal from a long member list).
 //!
 //! A plain timing harness (`std::time::Instant`, a few repetitions) rather than criterion: setting
 //! up a million clients is far too heavy for criterion's iteration model. It prints markdown
 //! tables.
 //!
-//! `cargo bench -p sse-registry --bench registry` runs every size. Without `--bench` (as when
+//! `cargo bench -p sse-registry --bench registry` runs every size; with the argument `shared`
+//! (`cargo bench -p sse-registry --bench registry -- shared`) only the shared-membership table.
+//! Without `--bench` (as when
 //! `cargo test --all-targets` runs it), it runs the 1,000-client size once as a smoke test: every
 //! check (all woken, all delivered, all swept) still asserts.
 //!
@@ -50,6 +53,8 @@ struct Plan {
     broadcasts: usize,
     sweeps: usize,
     budgets: bool,
+    /// Repetitions of each shared-membership sweep and clear (0: none at this size).
+    shared: usize,
 }
 
 /// Clients issued, attached, and polled once (so each stream's waker is registered).
@@ -321,8 +326,8 @@ fn sweep_none(pop: &Population, budget: usize) -> Run {
     run
 }
 
-/// A sweep of `size` clients that attached, detached, and are past the grace period: it removes
-/// them all. Setup (issuing, attaching, detaching) is not timed.
+/// A sweep of `size` clients that attached, detached (closed their streams), and are past the
+/// grace period: it removes them all. Setup (issuing, attaching, closing) is not timed.
 fn sweep_all(size: usize, budget: usize) -> Run {
     let now = Instant::now();
     let hub = Hub::new(config(size));
@@ -331,13 +336,67 @@ fn sweep_all(size: usize, budget: usize) -> Run {
         let id = hub.issue(None, now).expect("issue");
         streams.push(hub.attach(id, None, now).expect("attach"));
     }
-    drop(streams);
+    // Closed as of `now`, so that the grace period counts from it (a dropped stream's would
+    // count from the first sweep after the drop).
+    for stream in streams {
+        stream.close(now);
+    }
     assert_eq!(hub.stats().attached, 0);
     let mut sweep = hub.sweep(stale_after(&hub, now));
     let run = run_sliced(&mut sweep, budget, &SchedStat::open(), None);
     assert_eq!(sweep.removed(), size, "every client is swept");
     let stats = hub.stats();
     assert_eq!((stats.clients, stats.swept), (0, size as u64));
+    run
+}
+
+/// What the clients of a shared-membership sweep share.
+#[derive(Clone, Copy)]
+enum Share {
+    /// One key, which every client subscribes to.
+    Key,
+    /// One name, which every client is issued with.
+    Name,
+}
+
+impl Share {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Key => "one key",
+            Self::Name => "one name",
+        }
+    }
+}
+
+/// Removes `size` clients that all share one key or one name, in slices of `budget`: a stale
+/// sweep (issued ids that never attached, past `unattached_ttl`) or a `clear`. Each removal takes
+/// the client out of a member list of up to `size` entries. Setup is not timed.
+fn sweep_shared(size: usize, share: Share, clear: bool, budget: usize) -> Run {
+    let now = Instant::now();
+    let mut config = config(size);
+    config.max_name_members = usize::MAX;
+    let hub = Hub::new(config);
+    let key = sse_codec::EventName::from_static("shared");
+    for _ in 0..size {
+        match share {
+            Share::Key => {
+                let id = hub.issue(None, now).expect("issue");
+                hub.subscribe(id, &key).expect("subscribe");
+            }
+            Share::Name => {
+                hub.issue(Some("shared"), now).expect("issue");
+            }
+        }
+    }
+    let mut sweep = if clear {
+        hub.clear()
+    } else {
+        hub.sweep(stale_after(&hub, now))
+    };
+    let run = run_sliced(&mut sweep, budget, &SchedStat::open(), None);
+    assert_eq!(sweep.removed(), size, "every client is removed");
+    let stats = hub.stats();
+    assert_eq!((stats.clients, stats.keys, stats.subscriptions), (0, 0, 0));
     run
 }
 
@@ -376,6 +435,37 @@ struct Report {
     sweep: String,
     memory: String,
     budgets: String,
+    shared: String,
+}
+
+/// The shared-membership rows of one size.
+fn run_shared(plan: &Plan, report: &mut Report) {
+    let size = plan.size;
+    for share in [Share::Key, Share::Name] {
+        for clear in [false, true] {
+            let what = if clear { "clear" } else { "sweep" };
+            eprintln!(
+                "{} clients on {}: {what} x{}",
+                fmt_count(size),
+                share.label(),
+                plan.shared
+            );
+            let mut runs = Runs::default();
+            for _ in 0..plan.shared {
+                runs.push(sweep_shared(size, share, clear, DEFAULT_SLICE));
+            }
+            let _ = writeln!(
+                report.shared,
+                "| {} | {} | {what} | {} | {} | {} | {} |",
+                fmt_count(size),
+                share.label(),
+                runs.slice_count,
+                runs.total_cell(),
+                per_client(runs.median_total(), size),
+                runs.slice_cells(),
+            );
+        }
+    }
 }
 
 fn run_size(plan: &Plan, data: &str, report: &mut Report) {
@@ -498,6 +588,7 @@ fn run_size(plan: &Plan, data: &str, report: &mut Report) {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
+    let only_shared = std::env::args().skip(1).any(|a| a == "shared");
     let plans: Vec<Plan> = if full {
         vec![
             Plan {
@@ -505,18 +596,21 @@ fn main() {
                 broadcasts: 20,
                 sweeps: 20,
                 budgets: false,
+                shared: 20,
             },
             Plan {
                 size: 100_000,
                 broadcasts: 10,
                 sweeps: 5,
                 budgets: false,
+                shared: 5,
             },
             Plan {
                 size: 1_000_000,
                 broadcasts: 5,
                 sweeps: 3,
                 budgets: true,
+                shared: 3,
             },
         ]
     } else {
@@ -525,12 +619,18 @@ fn main() {
             broadcasts: 1,
             sweeps: 1,
             budgets: true,
+            shared: 1,
         }]
     };
     let data = "x".repeat(100);
     let mut report = Report::default();
     for plan in &plans {
-        run_size(plan, &data, &mut report);
+        if !only_shared {
+            run_size(plan, &data, &mut report);
+        }
+        if plan.shared > 0 {
+            run_shared(plan, &mut report);
+        }
     }
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -575,4 +675,10 @@ fn main() {
     println!("| budget | work | slices | total: median (fastest) | {cells} |");
     println!("|---:|---|---:|---:|{align}|");
     print!("{}", report.budgets);
+    println!("\n### Removing clients that share one key or one name, slices of {DEFAULT_SLICE}\n");
+    println!(
+        "| clients | sharing | work | slices | total: median (fastest) | per client (median) | {cells} |"
+    );
+    println!("|---:|---|---|---:|---:|---:|{align}|");
+    print!("{}", report.shared);
 }

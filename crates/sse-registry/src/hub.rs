@@ -66,8 +66,17 @@ pub const RESET: EventName = EventName::from_static("reset");
 /// each reset delivered is counted in [`Stats::lagged`].
 ///
 /// # Time
-/// The hub never reads a clock. Operations that need the time take `now`; the hub keeps the
-/// latest `now` it was given and uses it to stamp streams that end (which happens in `Drop`).
+/// The hub never reads a clock. Operations that need the time take `now`, and the hub keeps the
+/// latest `now` it was given. A stream that is dropped (`Drop` is given no time) ended at that
+/// `now` or later, perhaps a whole sweep interval later: the client is marked as ended but not
+/// stamped, and the next call given a later `now` ([`sweep`](Self::sweep), [`issue`](Self::issue),
+/// [`attach`](Self::attach), ...) stamps it with that `now`, from which its [`Config::grace`]
+/// counts (a sweep never judges an unstamped client stale). So a client is never removed less
+/// than the grace period after its stream ended, and at most about one sweep interval later
+/// than that. (After more than 1,024 streams end at once, one call stamps 1,024 of them, to
+/// bound its work under the lock; the next calls, and sweeps visiting them, stamp the rest.)
+/// [`ClientStream::close`] and [`end_stream`](Self::end_stream) end a stream as of a given
+/// `now`, stamped at once.
 #[derive(Clone)]
 pub struct Hub {
     pub(crate) inner: Arc<Inner>,
@@ -103,6 +112,11 @@ pub enum Error {
     TooManyKeys,
     /// [`Hub::deliver`] was given a sequence number not above the hub's current one.
     StaleSeq,
+    /// The name already has [`Config::max_name_members`] clients: [`Hub::issue`] or
+    /// [`Hub::import`] refused another. Like [`Full`](Self::Full), a refusal to grow, not a bad
+    /// request: an HTTP server answers it with a 4xx (429 or 409, the user has too many tabs) or
+    /// a 503, and the client may retry once some of the name's clients have gone.
+    NameFull,
 }
 
 impl fmt::Display for Error {
@@ -112,6 +126,7 @@ impl fmt::Display for Error {
             Self::Full => "too many clients",
             Self::TooManyKeys => "too many keys for this client",
             Self::StaleSeq => "sequence number not above the hub's current one",
+            Self::NameFull => "too many clients with this name",
         })
     }
 }
@@ -162,7 +177,8 @@ pub struct ClientInfo {
     /// Whether it has an open stream.
     pub attached: bool,
     /// Time since it was last seen (issued, attached, or its stream ended), as of the latest
-    /// `now` the hub was given.
+    /// `now` the hub was given. Zero for a client whose stream was dropped after that `now` (see
+    /// [Time](Hub#time)): it is not known to have been idle any longer.
     pub idle: Duration,
 }
 
@@ -172,6 +188,8 @@ pub(crate) struct State {
     now_ms: u64,
     pub(crate) clients: Slab<Client>,
     by_id: HashMap<ClientId, u32>,
+    /// The slots of each name's clients, in no order; a client's index in its name's list is its
+    /// `name_at`.
     names: HashMap<Arc<str>, Vec<u32>>,
     keys: HashMap<Arc<str>, KeyEntry>,
     /// Broadcast and key frames, in sequence order.
@@ -189,14 +207,32 @@ pub(crate) struct State {
     published: u64,
     lagged: u64,
     swept: u64,
+    /// Clients whose stream was dropped, with the hub's `now_ms` then, in that order (so in
+    /// non-decreasing `now_ms`): the next `advance` to a later time stamps them with it (see
+    /// `Client::unstamped`). Hints only: an entry whose client was stamped, reattached or
+    /// removed since is skipped.
+    ended: VecDeque<(u32, u64)>,
+    /// Member-list entries touched to take clients out of key and name member lists: the work
+    /// `leave_key` and `leave_name` do, which the tests bound.
+    #[cfg(test)]
+    member_visits: usize,
 }
 
 struct KeyEntry {
-    members: Vec<u32>,
+    /// The subscribers, in no order. A member's index here is its subscription's `at`, so that
+    /// leaving is a `swap_remove` and one fix-up of the member moved into the gap.
+    members: Vec<Member>,
     /// The highest sequence number of a frame for this key dropped from the shared history
     /// while the entry existed (frames published before it are nobody's: the entry exists while
     /// the key has subscribers, and a new subscriber's subscription starts after them).
     evicted_upto: u64,
+}
+
+/// A key's subscriber: its slot, and the index of the subscription in its `keys`.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    slot: u32,
+    sub: u32,
 }
 
 struct Shared {
@@ -210,11 +246,20 @@ pub(crate) struct Client {
     /// The generation of the stream that may read this client; 0 when none.
     pub(crate) generation: u64,
     name: Option<Arc<str>>,
+    /// Its index in the member list of its name (`State::names`); 0 without a name.
+    name_at: u32,
     /// Its current subscriptions; at most [`Config::max_keys_per_client`].
     keys: Vec<Sub>,
+    /// When it was last seen: issued, attached, or its stream ended (see `unstamped`).
     last_seen_ms: u64,
     has_attached: bool,
     lagged: bool,
+    /// Its stream ended (was dropped) after the latest `now` the hub had been given, and no later
+    /// `now` has been seen since: the end is not known to be earlier than that `now`, so the
+    /// grace period cannot start yet. The next `advance` to a later time stamps it with that time
+    /// (through `State::ended`, at most [`STAMPS_PER_ADVANCE`] clients an advance); a sweep that
+    /// visits it once a later `now` is known stamps it too, and never judges it stale.
+    unstamped: bool,
     /// The shared history has been read up to this sequence number.
     cursor: u64,
     /// Frames for this client alone; the first `delivered` of them have been read.
@@ -257,6 +302,8 @@ struct Sub {
     key: Arc<str>,
     /// The last sequence number used when the client subscribed.
     since: u64,
+    /// The client's index in the key's member list (`KeyEntry::members`).
+    at: u32,
 }
 
 /// What a sweep's step counts a removal as, in units of its budget (a visit counts 1).
@@ -266,6 +313,12 @@ struct Sub {
 /// as 16, a [`DEFAULT_SLICE`] step removes at most 256 clients and takes about as long as one that
 /// only scans 4,096 (p99 about 150 µs at 1,000,000 clients; see the crate README's benchmarks).
 const REMOVAL_COST: usize = 16;
+
+/// Most clients whose stream was dropped that one `advance` (any call given a `now`) stamps with
+/// the new time, to bound the work under the lock after many streams end at once; the rest are
+/// stamped by the next advances, or by a sweep visiting them. Each is a random access to a client
+/// record: 1,024 take at most about 300 µs on the reference machine.
+const STAMPS_PER_ADVANCE: usize = 1024;
 
 impl Default for Hub {
     fn default() -> Self {
@@ -300,6 +353,9 @@ impl Hub {
             published: 0,
             lagged: 0,
             swept: 0,
+            ended: VecDeque::new(),
+            #[cfg(test)]
+            member_visits: 0,
         };
         Self {
             inner: Arc::new(Inner {
@@ -327,12 +383,13 @@ impl Hub {
     ///
     /// The id can [`attach`](Self::attach) until it is removed; if it never attaches, a sweep
     /// forgets it after [`Config::unattached_ttl`].
+    ///
+    /// Fails with [`Error::Full`] when the hub holds [`Config::max_clients`] clients, and with
+    /// [`Error::NameFull`] when `name` has [`Config::max_name_members`] clients already.
     pub fn issue(&self, name: Option<&str>, now: Instant) -> Result<ClientId, Error> {
         let mut state = self.lock();
         state.advance(now);
-        if state.clients.len() >= self.inner.config.max_clients {
-            return Err(Error::Full);
-        }
+        state.check_room(name, &self.inner.config)?;
         let mut id = ClientId::random();
         while state.by_id.contains_key(&id) {
             id = ClientId::random(); // 2^-122 per id; the loop documents the invariant
@@ -346,16 +403,15 @@ impl Hub {
     /// changing nothing, if the hub knows the id already.
     ///
     /// In-memory use never needs it: it is the seam a cross-node backend uses to replicate
-    /// client records.
+    /// client records. It fails as [`issue`](Self::issue) does, with [`Error::Full`] or
+    /// [`Error::NameFull`].
     pub fn import(&self, id: ClientId, name: Option<&str>, now: Instant) -> Result<bool, Error> {
         let mut state = self.lock();
         state.advance(now);
         if state.by_id.contains_key(&id) {
             return Ok(false);
         }
-        if state.clients.len() >= self.inner.config.max_clients {
-            return Err(Error::Full);
-        }
+        state.check_room(name, &self.inner.config)?;
         state.insert_client(id, name);
         Ok(true)
     }
@@ -416,6 +472,7 @@ impl Hub {
         client.generation = generation;
         client.has_attached = true;
         client.last_seen_ms = now_ms;
+        client.unstamped = false;
         let before = client.undelivered();
         match resume {
             Some(Ok(from)) if !lost => {
@@ -487,6 +544,7 @@ impl Hub {
             // nothing to detach.
             client.generation = 0;
             client.last_seen_ms = state.now_ms;
+            client.unstamped = false;
             let waker = client.waker.take();
             state.attached -= 1;
             waker
@@ -509,6 +567,14 @@ impl Hub {
         self.lock().by_id.contains_key(&id)
     }
 
+    /// Whether one more client with this name (or without one) may be added now:
+    /// [`Error::Full`] or [`Error::NameFull`] if not. What [`Hub::issue`] checks; a backend that
+    /// issues ids elsewhere checks it first.
+    pub fn has_room(&self, name: Option<&str>) -> Result<(), Error> {
+        let state = self.lock();
+        state.check_room(name, &self.inner.config)
+    }
+
     /// Subscribes a client to a key; returns `false` if it already was.
     pub fn subscribe(&self, id: ClientId, key: &EventName) -> Result<bool, Error> {
         let mut state = self.lock();
@@ -529,10 +595,16 @@ impl Hub {
             members: Vec::new(),
             evicted_upto: 0,
         });
-        entry.members.push(slot);
+        // Both indexes fit in u32: slots do, and a client has at most `max_keys_per_client` keys.
+        let at = entry.members.len() as u32;
+        entry.members.push(Member {
+            slot,
+            sub: client.keys.len() as u32,
+        });
         client.keys.push(Sub {
             key: interned,
             since: state.seq,
+            at,
         });
         state.subscriptions += 1;
         Ok(true)
@@ -552,8 +624,14 @@ impl Hub {
             return Ok(false);
         };
         let sub = client.keys.swap_remove(at);
+        // The client's last subscription moved to `at`: its key's member entry follows.
+        if let Some(moved) = client.keys.get(at) {
+            if let Some(entry) = state.keys.get_mut(&moved.key) {
+                entry.members[moved.at as usize].sub = at as u32;
+            }
+        }
         state.subscriptions -= 1;
-        state.leave_key(&sub.key, slot);
+        state.leave_key(&sub.key, sub.at, slot);
         Ok(true)
     }
 
@@ -678,7 +756,9 @@ impl Hub {
 
     /// A stale sweep as of `now`, to be stepped: it removes clients whose stream ended more than
     /// [`Config::grace`] ago, and issued ids that never attached within
-    /// [`Config::unattached_ttl`].
+    /// [`Config::unattached_ttl`]. A client whose stream was dropped after the latest `now` the
+    /// hub had been given is not judged: it is stamped with `now`, and its grace period starts
+    /// then (see [Time](Self#time)).
     pub fn sweep(&self, now: Instant) -> Sweep {
         self.lock().advance(now);
         Sweep {
@@ -732,7 +812,11 @@ impl Hub {
                     name: client.name.clone(),
                     keys: client.keys.iter().map(|sub| sub.key.clone()).collect(),
                     attached: client.generation != 0,
-                    idle: Duration::from_millis(state.now_ms.saturating_sub(client.last_seen_ms)),
+                    idle: if client.unstamped {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_millis(state.now_ms.saturating_sub(client.last_seen_ms))
+                    },
                 });
             }
             slot += 1;
@@ -806,8 +890,16 @@ impl Hub {
     }
 
     /// The stream `(slot, generation)` ended: the client is detached, if that stream was its.
-    pub(crate) fn detach(&self, slot: u32, generation: u64) {
+    ///
+    /// With `now` (the stream was closed at a known time) the client is stamped with it. Without
+    /// (the stream was dropped), it ended at some time no earlier than the latest `now` the hub
+    /// knows, which may be a sweep interval old: it is left unstamped, and the next `now` the hub
+    /// is given stamps it (see `Client::unstamped`).
+    pub(crate) fn detach(&self, slot: u32, generation: u64, now: Option<Instant>) {
         let mut state = self.lock();
+        if let Some(now) = now {
+            state.advance(now);
+        }
         let now_ms = state.now_ms;
         let Some(client) = state.clients.get_mut(slot as usize) else {
             return;
@@ -815,8 +907,18 @@ impl Hub {
         if client.generation == generation {
             client.generation = 0;
             client.last_seen_ms = now_ms;
+            client.unstamped = now.is_none();
             client.waker = None;
             state.attached -= 1;
+            if now.is_none() {
+                // Each client is in `ended` at most once per detach, and detaches at most once
+                // per attach, which advances: more entries than this mean the time given has not
+                // moved through a long churn. Drop the hints then; sweeps still stamp everyone.
+                if state.ended.len() > 2 * state.clients.len() + STAMPS_PER_ADVANCE {
+                    state.ended.clear();
+                }
+                state.ended.push_back((slot, now_ms));
+            }
         }
     }
 }
@@ -833,20 +935,66 @@ impl State {
         let epoch = *self.epoch.get_or_insert(now);
         let ms = now.saturating_duration_since(epoch).as_millis();
         self.now_ms = self.now_ms.max(u64::try_from(ms).unwrap_or(u64::MAX));
+        self.stamp_ended();
+    }
+
+    /// Stamps with the current time (up to [`STAMPS_PER_ADVANCE`]) the clients whose stream was
+    /// dropped at an earlier one: this time was given after they ended.
+    fn stamp_ended(&mut self) {
+        let now_ms = self.now_ms;
+        for _ in 0..STAMPS_PER_ADVANCE {
+            // Entries are in non-decreasing time: the first one of the current time ends the run.
+            let Some(&(slot, ended_ms)) = self.ended.front() else {
+                break;
+            };
+            if ended_ms >= now_ms {
+                break;
+            }
+            self.ended.pop_front();
+            if let Some(client) = self.clients.get_mut(slot as usize) {
+                // Whoever holds the slot now: stamping is right for any client whose stream was
+                // dropped before the current time (one dropped at it has a later entry).
+                if client.unstamped && client.last_seen_ms < now_ms {
+                    client.last_seen_ms = now_ms;
+                    client.unstamped = false;
+                }
+            }
+        }
+    }
+
+    /// Whether a client with this name may be added: [`Config::max_clients`] and
+    /// [`Config::max_name_members`].
+    fn check_room(&self, name: Option<&str>, config: &Config) -> Result<(), Error> {
+        if self.clients.len() >= config.max_clients {
+            return Err(Error::Full);
+        }
+        if let Some(name) = name {
+            let members = self.names.get(name).map_or(0, Vec::len);
+            if members >= config.max_name_members {
+                return Err(Error::NameFull);
+            }
+        }
+        Ok(())
     }
 
     /// Adds a client with this id (not yet known), as of the latest `now`.
     fn insert_client(&mut self, id: ClientId, name: Option<&str>) {
         let name = name.map(|name| self.intern_name(name));
+        let name_at = name
+            .as_ref()
+            .and_then(|name| self.names.get(name))
+            .map_or(0, |members| members.len() as u32);
         let (seq, now_ms) = (self.seq, self.now_ms);
         let slot = self.clients.insert(Client {
             id,
             generation: 0,
             name: name.clone(),
+            name_at,
             keys: Vec::new(),
             last_seen_ms: now_ms,
             has_attached: false,
             lagged: false,
+            unstamped: false,
             cursor: seq,
             queue: VecDeque::new(),
             delivered: 0,
@@ -927,14 +1075,64 @@ impl State {
         }
     }
 
-    fn leave_key(&mut self, key: &Arc<str>, slot: u32) {
-        if let Some(entry) = self.keys.get_mut(key) {
-            if let Some(at) = entry.members.iter().position(|&s| s == slot) {
-                entry.members.swap_remove(at);
+    /// Takes the client in `slot` out of the member list of `key`, where it is at index `at`
+    /// (its subscription's): O(1), a `swap_remove` and the fix-up of the member moved into the
+    /// gap. Removes the key's entry when it was the last member.
+    ///
+    /// A key's [`Wake`] cursor walks the list from the end, so a `swap_remove` never moves an
+    /// unvisited member out of the part still to visit (see [`WakeScope::Key`]).
+    fn leave_key(&mut self, key: &Arc<str>, at: u32, slot: u32) {
+        let Some(entry) = self.keys.get_mut(key) else {
+            return;
+        };
+        let at = at as usize;
+        debug_assert_eq!(entry.members.get(at).map(|m| m.slot), Some(slot));
+        #[cfg(test)]
+        {
+            self.member_visits += 1;
+        }
+        entry.members.swap_remove(at);
+        match entry.members.get(at) {
+            Some(moved) => {
+                if let Some(sub) = self
+                    .clients
+                    .get_mut(moved.slot as usize)
+                    .and_then(|client| client.keys.get_mut(moved.sub as usize))
+                {
+                    sub.at = at as u32;
+                }
             }
-            if entry.members.is_empty() {
+            None if entry.members.is_empty() => {
                 self.keys.remove(key);
             }
+            None => {}
+        }
+    }
+
+    /// Takes the client in `slot` out of the member list of `name`, where it is at index `at`
+    /// (its `name_at`): O(1), as [`leave_key`](Self::leave_key). Removes the name's entry when it
+    /// was the last member.
+    fn leave_name(&mut self, name: &Arc<str>, at: u32, slot: u32) {
+        let Some(members) = self.names.get_mut(name) else {
+            return;
+        };
+        let at = at as usize;
+        debug_assert_eq!(members.get(at), Some(&slot));
+        #[cfg(test)]
+        {
+            self.member_visits += 1;
+        }
+        members.swap_remove(at);
+        match members.get(at) {
+            Some(&moved) => {
+                if let Some(client) = self.clients.get_mut(moved as usize) {
+                    client.name_at = at as u32;
+                }
+            }
+            None if members.is_empty() => {
+                self.names.remove(name);
+            }
+            None => {}
         }
     }
 
@@ -947,18 +1145,11 @@ impl State {
         }
         self.queued -= client.undelivered();
         if let Some(name) = &client.name {
-            if let Some(members) = self.names.get_mut(name) {
-                if let Some(at) = members.iter().position(|&s| s == slot) {
-                    members.swap_remove(at);
-                }
-                if members.is_empty() {
-                    self.names.remove(name);
-                }
-            }
+            self.leave_name(name, client.name_at, slot);
         }
         self.subscriptions -= client.keys.len();
         for sub in &client.keys {
-            self.leave_key(&sub.key, slot);
+            self.leave_key(&sub.key, sub.at, slot);
         }
         client.waker
     }
@@ -979,7 +1170,17 @@ pub struct Publish {
 #[derive(Debug)]
 enum WakeScope {
     Done,
-    /// Members of the key, visited from the end of its member list.
+    /// Members of the key, visited from the end of its member list: those at indexes below
+    /// `remaining` are still to visit.
+    ///
+    /// Members leave by `swap_remove` (`State::leave_key`): the last member moves into the gap.
+    /// The last member is either visited already (at or above `remaining`), then moving it down
+    /// at most visits it again (a spurious wake, harmless: a wake delivers nothing, the stream
+    /// reads what is its own), or it is the last unvisited one, and then the gap it moves to is
+    /// below it, still to visit. So no unvisited member is ever skipped. Members that join
+    /// meanwhile are pushed above `remaining` and not visited (they subscribed after the event
+    /// and are not its recipients), unless a later `swap_remove` moves one down: a spurious wake
+    /// again.
     Key {
         key: Arc<str>,
         remaining: usize,
@@ -1024,10 +1225,10 @@ impl Slice for Wake {
                     let members = state.keys.get(&**key).map_or(&[][..], |e| &e.members[..]);
                     *remaining = (*remaining).min(members.len());
                     let from = remaining.saturating_sub(budget);
-                    for &slot in &members[from..*remaining] {
+                    for member in &members[from..*remaining] {
                         if let Some(waker) = state
                             .clients
-                            .get_mut(slot as usize)
+                            .get_mut(member.slot as usize)
                             .and_then(|c| c.waker.take())
                         {
                             self.wakers.push(waker);
@@ -1103,15 +1304,29 @@ impl Slice for Sweep {
             let grace = duration_ms(config.grace);
             let ttl = duration_ms(config.unattached_ttl);
             let end = state.clients.capacity();
+            let now_ms = state.now_ms;
             let mut spent = 0;
             while self.next < end && spent < budget {
-                let stale = state.clients.get(self.next).is_some_and(|client| {
-                    self.all
-                        || (client.generation == 0 && {
-                            let idle = state.now_ms.saturating_sub(client.last_seen_ms);
-                            idle > if client.has_attached { grace } else { ttl }
-                        })
-                });
+                let stale = match state.clients.get_mut(self.next) {
+                    None => false,
+                    Some(_) if self.all => true,
+                    Some(client) if client.generation != 0 => false,
+                    Some(client) if client.unstamped => {
+                        // Its stream ended at the hub's `now` then or later: if a later `now`
+                        // has been seen since (and the advance did not get to it), the end was
+                        // no later than that, and its grace period starts now. Either way it is
+                        // not stale yet.
+                        if now_ms > client.last_seen_ms {
+                            client.last_seen_ms = now_ms;
+                            client.unstamped = false;
+                        }
+                        false
+                    }
+                    Some(client) => {
+                        let idle = now_ms.saturating_sub(client.last_seen_ms);
+                        idle > if client.has_attached { grace } else { ttl }
+                    }
+                };
                 if stale {
                     if spent > 0 && spent + REMOVAL_COST > budget {
                         break; // the next step removes it
@@ -1146,4 +1361,134 @@ fn duration_ms(d: Duration) -> u64 {
 
 fn itoa(n: u64) -> String {
     n.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Clients that all share one name and one key, issued at `now` and never attached.
+    fn crowd(hub: &Hub, n: usize, key: &EventName, now: Instant) -> Vec<ClientId> {
+        (0..n)
+            .map(|_| {
+                let id = hub.issue(Some("crowd"), now).unwrap();
+                hub.subscribe(id, key).unwrap();
+                id
+            })
+            .collect()
+    }
+
+    /// The membership indexes and the end-of-stream flag fit in the record's padding: it stays
+    /// 152 bytes on 64-bit targets (the memory table of the crate README).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn the_client_record_does_not_grow() {
+        assert!(size_of::<Client>() <= 152, "{}", size_of::<Client>());
+    }
+
+    /// After many streams are dropped at once, one `advance` stamps at most
+    /// `STAMPS_PER_ADVANCE` of them; later ones stamp the rest, as does a sweep visiting them.
+    #[test]
+    fn a_mass_disconnect_is_stamped_a_bounded_number_at_a_time() {
+        let hub = Hub::default();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let n = 2 * STAMPS_PER_ADVANCE + 10;
+        let streams: Vec<_> = (0..n)
+            .map(|_| hub.attach(hub.issue(None, t0).unwrap(), None, t0).unwrap())
+            .collect();
+        drop(streams);
+        let stamped_at = |ms: u64| {
+            let state = hub.lock();
+            let unstamped = state.clients.iter().filter(|(_, c)| c.unstamped).count();
+            let at_ms = state
+                .clients
+                .iter()
+                .filter(|(_, c)| c.has_attached && !c.unstamped && c.last_seen_ms == ms)
+                .count();
+            (unstamped, at_ms)
+        };
+        assert_eq!(stamped_at(0), (n, 0));
+        hub.issue(None, at(1_000)).unwrap();
+        assert_eq!(
+            stamped_at(1_000),
+            (n - STAMPS_PER_ADVANCE, STAMPS_PER_ADVANCE)
+        );
+        let _ = hub.sweep(at(2_000)); // not stepped: its advance stamps
+        assert_eq!(stamped_at(2_000), (10, STAMPS_PER_ADVANCE));
+        // The advances of these calls, at the same time, stamp the 10 left; a stream dropped at
+        // the current time is not stamped by an advance to that time.
+        let late = hub.attach(hub.issue(None, at(2_000)).unwrap(), None, at(2_000));
+        drop(late);
+        assert_eq!(stamped_at(2_000), (1, STAMPS_PER_ADVANCE + 10));
+        // A stepped sweep stamps whatever the advances did not get to (here: the hints lost).
+        hub.lock().ended.clear();
+        let mut sweep = hub.sweep(at(3_000));
+        while sweep.step(DEFAULT_SLICE) == Progress::More {}
+        assert_eq!(sweep.removed(), 0);
+        assert_eq!(stamped_at(3_000), (0, 1));
+    }
+
+    /// Taking a client out of the member list of a key or a name it shares with many others is
+    /// constant work, however long the list: counted by the member entries looked at, not timed.
+    #[test]
+    fn removal_from_a_shared_key_or_name_is_constant_work() {
+        const N: usize = 4000;
+        let hub = Hub::new(Config {
+            max_name_members: N,
+            ..Config::default()
+        });
+        let t0 = Instant::now();
+        let key = EventName::from_static("k");
+        let visits = || hub.lock().member_visits;
+
+        // Unsubscribing: one entry each.
+        let ids = crowd(&hub, N, &key, t0);
+        for id in &ids[..N / 2] {
+            assert_eq!(hub.unsubscribe(*id, &key), Ok(true));
+        }
+        assert!(
+            visits() <= N / 2,
+            "unsubscribing {} took {}",
+            N / 2,
+            visits()
+        );
+        // Removing: one entry for the name, one for each key.
+        let before = visits();
+        for id in &ids[N / 2..N / 2 + 100] {
+            hub.remove(*id).unwrap();
+        }
+        assert!(
+            visits() - before <= 200,
+            "removing 100 took {}",
+            visits() - before
+        );
+        // A stale sweep, in slot order: 1,900 clients with a key and a name, 2,000 with a name.
+        let before = visits();
+        let mut sweep = hub.sweep(t0 + Duration::from_secs(3600));
+        while sweep.step(DEFAULT_SLICE) == Progress::More {}
+        assert_eq!(sweep.removed(), N - 100);
+        let most = (N / 2 - 100) * 2 + N / 2;
+        assert!(
+            visits() - before <= most,
+            "sweeping took {}",
+            visits() - before
+        );
+        assert_eq!(hub.stats().keys, 0);
+
+        // Clearing.
+        crowd(&hub, N, &key, t0);
+        let before = visits();
+        let mut clear = hub.clear();
+        while clear.step(DEFAULT_SLICE) == Progress::More {}
+        assert_eq!(clear.removed(), N);
+        assert!(
+            visits() - before <= 2 * N,
+            "clearing took {}",
+            visits() - before
+        );
+        let stats = hub.stats();
+        assert_eq!((stats.clients, stats.keys, stats.subscriptions), (0, 0, 0));
+        assert!(hub.lock().names.is_empty());
+    }
 }

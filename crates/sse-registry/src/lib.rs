@@ -39,9 +39,13 @@
 //! let frame = block_on(again.next()).unwrap();
 //! assert_eq!(&frame[..], b"id: 2\ndata: while you were away\n\n");
 //!
-//! // Once its stream is gone for longer than the grace period, a sweep forgets it.
+//! // Once its stream is gone for longer than the grace period, a sweep forgets it. The hub has
+//! // no clock: the grace of a dropped stream counts from the next `now` it is given (here the
+//! // first sweep's), never from an earlier one; `ClientStream::close(now)` stamps it at once.
 //! drop(again);
-//! let mut sweep = hub.sweep(now + Duration::from_secs(61));
+//! let later = now + Duration::from_secs(1);
+//! block_on(sse_registry::drive(&mut hub.sweep(later), 1024)); // the grace starts
+//! let mut sweep = hub.sweep(later + Duration::from_secs(61));
 //! block_on(sse_registry::drive(&mut sweep, 1024));
 //! assert_eq!(sweep.removed(), 1);
 //! assert!(!hub.contains(id));

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_core::Stream;
@@ -14,7 +15,10 @@ use crate::id::ClientId;
 ///
 /// It ends (returns `None`) when the client is attached again elsewhere (reconnect-replace) or
 /// removed. Dropping it detaches the client, which the hub then keeps for
-/// [`Config::grace`](crate::Config::grace) in case it reconnects.
+/// [`Config::grace`](crate::Config::grace) in case it reconnects. As `Drop` is not given the
+/// time, the grace period of a dropped stream counts from the first `now` the hub is given after
+/// the drop (the next sweep's, at the latest), never from an earlier one;
+/// [`close`](Self::close) detaches as of a given `now` instead.
 pub struct ClientStream {
     hub: Hub,
     slot: u32,
@@ -54,6 +58,15 @@ impl ClientStream {
     pub fn hub(&self) -> &Hub {
         &self.hub
     }
+
+    /// Ends the stream as dropping it does, detaching the client, but as of `now` (when the
+    /// stream ended, say the response body was dropped): its grace period
+    /// ([`Config::grace`](crate::Config::grace)) counts from `now`. Does nothing more if the
+    /// stream had ended already (replaced, or its client removed).
+    pub fn close(self, now: Instant) {
+        self.hub.detach(self.slot, self.generation, Some(now));
+        // `Drop` then finds the client detached from this stream, and does nothing.
+    }
 }
 
 impl fmt::Debug for ClientStream {
@@ -78,6 +91,6 @@ impl Stream for ClientStream {
 
 impl Drop for ClientStream {
     fn drop(&mut self) {
-        self.hub.detach(self.slot, self.generation);
+        self.hub.detach(self.slot, self.generation, None);
     }
 }

@@ -261,17 +261,18 @@ fn sweep_removes_detached_after_grace_and_unattached_after_ttl() {
     let _live_stream = hub.attach(live, None, at(0)).unwrap();
     let gone_stream = hub.attach(gone, None, at(5)).unwrap();
     let _ = hub.sweep(at(6)).step(usize::MAX); // the hub now knows it is 6 s
-    drop(gone_stream); // detached at the hub's latest time, 6 s
+    drop(gone_stream); // ended at 6 s or later: the hub cannot tell when
     let removed = |now| {
         let mut sweep = hub.sweep(now);
         futures_lite::future::block_on(sse_registry::drive(&mut sweep, 1));
         sweep.removed()
     };
+    // The first sweep after the drop stamps the end with its own time, 10 s.
     assert_eq!(removed(at(10)), 0, "ttl not yet passed");
     assert_eq!(removed(at(11)), 1);
     assert!(!hub.contains(never));
-    assert_eq!(removed(at(36)), 0, "grace not yet passed");
-    assert_eq!(removed(at(37)), 1);
+    assert_eq!(removed(at(40)), 0, "grace not yet passed");
+    assert_eq!(removed(at(41)), 1);
     assert!(!hub.contains(gone) && hub.contains(live));
     assert_eq!(removed(at(10_000)), 0, "attached clients are never stale");
     assert_eq!(hub.stats().swept, 2);
@@ -280,6 +281,160 @@ fn sweep_removes_detached_after_grace_and_unattached_after_ttl() {
         0,
         "name index cleaned"
     );
+}
+
+/// The grace period of a dropped stream counts from no earlier than the drop: not from the
+/// latest `now` the hub had seen before it, which may be a whole sweep interval old.
+#[test]
+fn grace_counts_from_the_first_now_after_a_stream_ends() {
+    let mut config = Config::default();
+    config.grace = Duration::from_secs(5);
+    let hub = Hub::new(config);
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let removed = |now| {
+        let mut sweep = hub.sweep(now);
+        while sweep.step(1) == Progress::More {}
+        sweep.removed()
+    };
+    // Sweeps every 10 s; the stream ends just before the second one (at 9.9 s, say), when the
+    // latest time the hub knows is the first sweep's, 0 s.
+    let id = hub.issue(None, at(0)).unwrap();
+    let stream = hub.attach(id, None, at(0)).unwrap();
+    assert_eq!(removed(at(0)), 0);
+    drop(stream);
+    let (listed, _) = hub.list(0, 1);
+    assert_eq!(listed[0].idle, Duration::ZERO, "not known to be idle yet");
+    assert_eq!(
+        removed(at(10_000)),
+        0,
+        "ended no earlier than 10 s as far as the hub knows"
+    );
+    assert!(hub.contains(id));
+    assert_eq!(
+        removed(at(15_000)),
+        0,
+        "5 s of grace have not passed since 10 s"
+    );
+    assert_eq!(hub.list(0, 1).0[0].idle, Duration::from_secs(5));
+    assert_eq!(removed(at(15_001)), 1);
+    assert!(!hub.contains(id));
+
+    // A later `now` from another call (an issue at 12 s) shows the stream ended by then: the
+    // next sweep starts its grace no earlier than that, and removes it 5 s after at most.
+    let id = hub.issue(None, at(15_001)).unwrap();
+    let stream = hub.attach(id, None, at(15_001)).unwrap();
+    drop(stream);
+    hub.issue(None, at(20_000)).unwrap();
+    assert_eq!(removed(at(20_000)), 0);
+    assert_eq!(removed(at(25_000)), 0);
+    assert_eq!(removed(at(25_001)), 1);
+    assert!(!hub.contains(id));
+
+    // A stream that ends during a sliced sweep is not judged by that sweep.
+    let ids: Vec<_> = (0..4)
+        .map(|_| hub.issue(None, at(30_000)).unwrap())
+        .collect();
+    let mut streams: Vec<_> = ids
+        .iter()
+        .map(|id| hub.attach(*id, None, at(30_000)).unwrap())
+        .collect();
+    let mut sweep = hub.sweep(at(40_000));
+    assert_eq!(sweep.step(1), Progress::More);
+    streams.clear();
+    while sweep.step(1) == Progress::More {}
+    assert_eq!(sweep.removed(), 0);
+    assert_eq!(removed(at(45_000)), 0);
+    assert_eq!(removed(at(50_000)), 0, "stamped at 45 s by the sweep after");
+    assert_eq!(removed(at(50_001)), 4);
+}
+
+/// Any call given a later `now` stamps a dropped stream, not only a stepped sweep: a backend
+/// that judges clients by `list` (their idle time) after a bare `sweep(now)` sees it.
+#[test]
+fn a_later_now_from_any_call_starts_the_grace() {
+    let mut config = Config::default();
+    config.grace = Duration::from_secs(5);
+    let hub = Hub::new(config);
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let id = hub.issue(None, at(0)).unwrap();
+    drop(hub.attach(id, None, at(0)).unwrap());
+    let idle = || hub.list(0, 1).0[0].idle;
+    assert_eq!(idle(), Duration::ZERO);
+    drop(hub.sweep(at(10_000))); // never stepped
+    assert_eq!(idle(), Duration::ZERO, "ended no earlier than 10 s");
+    let _ = hub.attach(hub.issue(None, at(12_000)).unwrap(), None, at(12_000));
+    assert_eq!(idle(), Duration::from_secs(2));
+    drop(hub.sweep(at(16_000)));
+    assert_eq!(idle(), Duration::from_secs(6));
+}
+
+/// `ClientStream::close` detaches as of the given time: the grace period counts from it.
+#[test]
+fn a_closed_stream_is_stamped_with_the_time_it_was_closed() {
+    let mut config = Config::default();
+    config.grace = Duration::from_secs(5);
+    let hub = Hub::new(config);
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let id = hub.issue(None, at(0)).unwrap();
+    let mut stream = hub.attach(id, None, at(0)).unwrap();
+    assert_eq!(poll(&mut stream, Waker::noop()), None);
+    stream.close(at(9_900));
+    assert_eq!(hub.stats().attached, 0);
+    assert_eq!(hub.list(0, 1).0[0].idle, Duration::ZERO);
+    let mut sweep = hub.sweep(at(14_900));
+    while sweep.step(16) == Progress::More {}
+    assert_eq!(sweep.removed(), 0);
+    let mut sweep = hub.sweep(at(14_901));
+    while sweep.step(16) == Progress::More {}
+    assert_eq!(sweep.removed(), 1);
+    // Closing a stream that was replaced detaches nothing.
+    let id = hub.issue(None, at(20_000)).unwrap();
+    let old = hub.attach(id, None, at(20_000)).unwrap();
+    let _new = hub.attach(id, None, at(20_000)).unwrap();
+    old.close(at(20_000));
+    assert_eq!(hub.stats().attached, 1);
+}
+
+#[test]
+fn clients_sharing_a_name_are_limited() {
+    let mut config = Config::default();
+    assert_eq!(config.max_name_members, 64, "the default");
+    config.max_name_members = 3;
+    let hub = Hub::new(config);
+    let t0 = Instant::now();
+    let tabs: Vec<_> = (0..3)
+        .map(|_| hub.issue(Some("ann"), t0).unwrap())
+        .collect();
+    assert_eq!(hub.issue(Some("ann"), t0), Err(Error::NameFull));
+    assert_eq!(
+        hub.import(sse_registry::ClientId::random(), Some("ann"), t0),
+        Err(Error::NameFull)
+    );
+    assert_eq!(
+        hub.import(tabs[0], Some("ann"), t0),
+        Ok(false),
+        "a known id is no new client"
+    );
+    assert_eq!(
+        Error::NameFull.to_string(),
+        "too many clients with this name"
+    );
+    // Other names, and clients without one, are not concerned.
+    hub.issue(Some("bob"), t0).unwrap();
+    for _ in 0..5 {
+        hub.issue(None, t0).unwrap();
+    }
+    assert_eq!(hub.stats().clients, 9);
+    // A publish to the name reaches its 3 clients; once one goes, there is room for another.
+    assert_eq!(hub.publish(Target::Name("ann"), None, "x").recipients, 3);
+    hub.remove(tabs[1]).unwrap();
+    let again = hub.issue(Some("ann"), t0).unwrap();
+    assert_eq!(hub.name(again).unwrap().as_deref(), Some("ann"));
+    assert_eq!(hub.issue(Some("ann"), t0), Err(Error::NameFull));
+    assert_eq!(hub.publish(Target::Name("ann"), None, "y").recipients, 3);
 }
 
 #[test]

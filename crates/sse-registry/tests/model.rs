@@ -2,7 +2,7 @@
 //!
 //! Random sequences of operations (issue with or without a name, attach fresh or with the
 //! `Last-Event-ID` of the last frame the test actually read, reattach over a live stream, drop a
-//! stream, subscribe and unsubscribe, publish to a client, a name, a key or everyone, poll some
+//! stream or close it as of the current time, subscribe and unsubscribe, publish to a client, a name, a key or everyone, poll some
 //! or all streams, advance a fake clock, sweep in slices, remove, clear) run against the hub and
 //! against a small model that says which events each client must receive, in which order and
 //! with which ids. After every operation the hub's counters and admin listing are compared with
@@ -31,7 +31,11 @@
 //!   nothing for a subscription once it has ended, however the client reads;
 //! * streams that were replaced or whose client was removed, swept or cleared end, and a stream
 //!   that returned `Pending` is never found ready (a frame or its end) without having been woken,
-//!   once every publish's wake cursor has been driven.
+//!   once every publish's wake cursor has been driven;
+//! * a sweep removes exactly the clients past their grace period or unattached ttl, where a
+//!   dropped stream's grace counts from the first later time the hub is given after the drop
+//!   (never from before the drop), and a closed one's from its close;
+//! * issuing refuses a client beyond `max_clients`, or beyond `max_name_members` for its name.
 //!
 //! Time is `Instant` values built from one base plus a fake offset; nothing sleeps, and streams
 //! are polled by hand with counting wakers.
@@ -97,7 +101,8 @@ enum Op {
         client: usize,
         resume: bool,
     },
-    DropStream(usize),
+    /// Drop the client's stream, or (`true`) close it as of the current time.
+    DropStream(usize, bool),
     Subscribe(usize, usize),
     Unsubscribe(usize, usize),
     Publish {
@@ -139,7 +144,8 @@ fn op() -> impl Strategy<Value = Op> {
         6 => proptest::option::of(0..2usize).prop_map(Op::Issue),
         8 => (client.clone(), proptest::bool::weighted(0.7))
             .prop_map(|(client, resume)| Op::Attach { client, resume }),
-        4 => client.clone().prop_map(Op::DropStream),
+        4 => (client.clone(), proptest::bool::weighted(0.3))
+            .prop_map(|(c, close)| Op::DropStream(c, close)),
         5 => (client.clone(), 0..KEYS.len()).prop_map(|(c, k)| Op::Subscribe(c, k)),
         3 => (client.clone(), 0..KEYS.len()).prop_map(|(c, k)| Op::Unsubscribe(c, k)),
         25 => (target(), any::<bool>(), wake_mode())
@@ -169,13 +175,15 @@ fn setup() -> impl Strategy<Value = Setup> {
         2..7usize,
         0..40u64,
         0..40u64,
+        1..4usize,
     )
-        .prop_map(|(queue, history, keys, clients, grace, ttl)| {
+        .prop_map(|(queue, history, keys, clients, grace, ttl, per_name)| {
             let mut config = Config::default();
             config.queue_capacity = queue;
             config.history_len = history;
             config.max_keys_per_client = keys;
             config.max_clients = clients;
+            config.max_name_members = per_name;
             config.grace = Duration::from_millis(grace);
             config.unattached_ttl = Duration::from_millis(ttl);
             Setup {
@@ -267,6 +275,9 @@ struct ModelClient {
     alive: bool,
     has_attached: bool,
     last_seen: u64,
+    /// Its stream was dropped when the hub's latest time was `last_seen`, and the hub has been
+    /// given no later time since: its grace period has not started.
+    unstamped: bool,
     /// The hub will give this client a reset before anything else, and drops what is queued
     /// for it until then.
     lagged: bool,
@@ -328,10 +339,18 @@ impl Model {
         }
     }
 
-    /// The fake `now`, recorded as the hub records it.
+    /// The fake `now`, recorded as the hub records it: a later time stamps the clients whose
+    /// stream was dropped before it.
     fn now(&mut self) -> Instant {
         let epoch = *self.epoch.get_or_insert(self.clock);
         self.now_ms = self.now_ms.max(self.clock - epoch);
+        let now_ms = self.now_ms;
+        for c in self.clients.iter_mut().filter(|c| c.alive) {
+            if c.unstamped && c.last_seen < now_ms {
+                c.last_seen = now_ms;
+                c.unstamped = false;
+            }
+        }
         self.base + Duration::from_millis(self.clock)
     }
 
@@ -358,9 +377,18 @@ impl Model {
             Op::Issue(name) => {
                 let now = self.now();
                 let full = self.alive().count() >= self.config.max_clients;
+                let name_full = name.is_some_and(|n| {
+                    self.alive().filter(|(_, c)| c.name == Some(n)).count()
+                        >= self.config.max_name_members
+                });
                 let got = self.hub.issue(name.map(|n| NAMES[n]), now);
                 if full {
                     ensure!(got == Err(Error::Full), "issue beyond max_clients: {got:?}");
+                } else if name_full {
+                    ensure!(
+                        got == Err(Error::NameFull),
+                        "issue beyond max_name_members: {got:?}"
+                    );
                 } else {
                     let id = got.map_err(|e| TestCaseError::fail(format!("issue: {e}")))?;
                     self.clients.push(ModelClient {
@@ -370,6 +398,7 @@ impl Model {
                         alive: true,
                         has_attached: false,
                         last_seen: self.now_ms,
+                        unstamped: false,
                         lagged: false,
                         addressed: BTreeMap::new(),
                         last_read: None,
@@ -404,6 +433,7 @@ impl Model {
                 }
                 cl.has_attached = true;
                 cl.last_seen = now_ms;
+                cl.unstamped = false;
                 match from {
                     None => {
                         // Starts at the present: unread shared events are skipped.
@@ -440,16 +470,23 @@ impl Model {
                 }
                 cl.current = Some(TestStream::new(stream));
             }
-            Op::DropStream(client) => {
+            Op::DropStream(client, close) => {
                 let Some(c) = self.pick(client) else {
                     return Ok(());
                 };
+                let Some(stream) = self.clients[c].current.take() else {
+                    return Ok(());
+                };
+                if close {
+                    let now = self.now();
+                    stream.stream.close(now);
+                } else {
+                    drop(stream);
+                }
                 let now_ms = self.now_ms;
                 let cl = &mut self.clients[c];
-                if let Some(stream) = cl.current.take() {
-                    drop(stream);
-                    cl.last_seen = now_ms;
-                }
+                cl.last_seen = now_ms;
+                cl.unstamped = !close;
             }
             Op::Subscribe(client, key) => {
                 let Some(c) = self.pick(client) else {
@@ -520,14 +557,20 @@ impl Model {
                     millis(self.config.unattached_ttl),
                 );
                 let now_ms = self.now_ms;
-                let stale: Vec<usize> = self
-                    .alive()
-                    .filter(|(_, c)| {
-                        let limit = if c.has_attached { grace } else { ttl };
-                        c.current.is_none() && now_ms - c.last_seen > limit
-                    })
-                    .map(|(i, _)| i)
-                    .collect();
+                let mut stale = Vec::new();
+                for (i, c) in self.clients.iter_mut().enumerate() {
+                    if !c.alive || c.current.is_some() {
+                        continue;
+                    }
+                    if c.unstamped {
+                        // Dropped at the current time: never judged stale.
+                        continue;
+                    }
+                    let limit = if c.has_attached { grace } else { ttl };
+                    if now_ms - c.last_seen > limit {
+                        stale.push(i);
+                    }
+                }
                 let mut sweep = self.hub.sweep(now);
                 let mut steps = 0;
                 while sweep.step(budget) == Progress::More {
@@ -905,7 +948,11 @@ impl Model {
                 "listed {info:?}"
             );
             ensure!(info.attached == c.current.is_some(), "listed {info:?}");
-            let idle = Duration::from_millis(self.now_ms - c.last_seen);
+            let idle = if c.unstamped {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(self.now_ms - c.last_seen)
+            };
             ensure!(
                 info.idle == idle,
                 "listed {info:?}, idle should be {idle:?}"
