@@ -713,6 +713,35 @@ fn cors_credentials_only_for_origins_listed_by_name() {
 }
 
 #[test]
+fn clients_per_name_are_limited() {
+    let mut config = config();
+    config.registry.max_name_members = 2;
+    let server = start_server(config);
+    run(async {
+        let addr = server.addr;
+        issue(addr, Some("ann")).await;
+        let second = issue(addr, Some("ann")).await;
+        let third = call(addr, Method::POST, "/sse/clients?name=ann", &[], "").await;
+        assert_eq!(
+            third.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            third.body
+        );
+        assert!(third.body.contains("at most 2"), "{}", third.body);
+        // Other names, and clients without one, are not affected; room comes back.
+        issue(addr, Some("bob")).await;
+        issue(addr, None).await;
+        let path = format!("/sse/clients/{second}");
+        assert_eq!(
+            call(addr, Method::DELETE, &path, &[], "").await.status,
+            StatusCode::NO_CONTENT
+        );
+        issue(addr, Some("ann")).await;
+    });
+}
+
+#[test]
 fn task_limits_per_client_and_overall() {
     let mut config = config();
     config.max_tasks = 3;

@@ -158,6 +158,8 @@ where
     let builder = Arc::new(builder);
     // Set when the shutdown timeout has passed: connections still open are dropped.
     let (kill, killed) = tokio::sync::watch::channel(false);
+    // One reference per connection task, until it ends.
+    let alive = Arc::new(());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
@@ -169,7 +171,7 @@ where
             Some(Ok(io)) if !lean => {
                 let conn = builder.serve_connection(io, app.clone());
                 let conn = graceful.watch(conn.into_owned());
-                executor.execute(until_killed(killed.clone(), async move {
+                executor.execute(until_killed(killed.clone(), alive.clone(), async move {
                     if let Err(err) = conn.await {
                         tracing::debug!(%err, "connection ended with an error");
                     }
@@ -181,7 +183,7 @@ where
                 let watcher = graceful.watcher();
                 let (builder, app, sse, timer) =
                     (builder.clone(), app.clone(), sse.clone(), timer.clone());
-                executor.execute(until_killed(killed.clone(), async move {
+                executor.execute(until_killed(killed.clone(), alive.clone(), async move {
                     let mut buf = Vec::new();
                     loop {
                         let next = future::or(lean::next(&mut io, &mut buf), async {
@@ -238,19 +240,31 @@ where
     if !finished {
         tracing::warn!("connections still open after the shutdown timeout; dropping them");
     }
-    // Ends what is still open (their tasks drop the connections when next polled).
+    // Ends what is still open: their tasks drop the connections when next polled, which is
+    // waited for (boundedly), so that they are closed even if the executor stops with `serve`.
     let _ = kill.send(true);
+    for _ in 0..100 {
+        if Arc::strong_count(&alive) == 1 {
+            break;
+        }
+        timer.sleep(Duration::from_millis(10)).await;
+    }
     drop(stop_sweeper);
     Ok(())
 }
 
-/// `connection`, dropped (closing its socket) once `killed` is set.
+/// `connection`, dropped (closing its socket) once `killed` is set; `alive` is held until then.
 fn until_killed(
     mut killed: tokio::sync::watch::Receiver<bool>,
+    alive: Arc<()>,
     connection: impl Future<Output = ()> + Send + 'static,
 ) -> BoxFuture {
-    Box::pin(future::or(connection, async move {
-        // Also when the sender is gone: `serve` has returned.
-        let _ = killed.wait_for(|&k| k).await;
-    }))
+    Box::pin(async move {
+        future::or(connection, async move {
+            // Also when the sender is gone: `serve` has returned.
+            let _ = killed.wait_for(|&k| k).await;
+        })
+        .await;
+        drop(alive);
+    })
 }

@@ -425,12 +425,11 @@ impl Sse {
             }
         }
         let issued = match &self.inner.backend {
-            Some(backend) => {
-                if self.inner.hub.stats().clients >= self.inner.hub.config().max_clients {
-                    return Err(Reject::unavailable("too many clients"));
-                }
-                Ok(backend.issue(name).await.map_err(Reject::backend)?)
-            }
+            Some(backend) => match self.inner.hub.has_room(name.as_deref()) {
+                // Checked against this node's replica, which every node shares.
+                Ok(()) => Ok(backend.issue(name).await.map_err(Reject::backend)?),
+                Err(err) => Err(err),
+            },
             None => self.inner.hub.issue(name.as_deref(), Instant::now()),
         };
         match issued {
@@ -442,6 +441,13 @@ impl Sse {
                 Ok(res)
             }
             Err(HubError::Full) => Err(Reject::unavailable("too many clients")),
+            Err(HubError::NameFull) => Err(Reject::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "at most {} clients with one name",
+                    self.inner.hub.config().max_name_members
+                ),
+            )),
             Err(_) => Err(Reject::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "could not issue an id",
