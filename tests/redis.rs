@@ -393,6 +393,12 @@ fn redis_outage_is_reported_and_survived() {
             backend.counts().read_errors > 0
         })
         .await;
+        // An operator sees it too, in the admin counts.
+        let stats = call(b.addr, Method::GET, "/sse/stats", &[BEARER], "").await;
+        let report = &stats.json()["backend"];
+        assert_eq!(report["kind"], "redis", "{report}");
+        assert_eq!(report["connected"], false, "{report}");
+        assert!(report["read_errors"].as_u64() > Some(0), "{report}");
         // B keeps serving the clients it knows: the client reconnects there (its other streams
         // cannot be told to end, but it has none) and gets what it missed when Redis is back.
         drop(on_b);

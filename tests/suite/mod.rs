@@ -392,6 +392,7 @@ fn admin_routes_need_the_token() {
             (Method::GET, "/sse/clients"),
             (Method::DELETE, "/sse/clients"),
             (Method::POST, "/sse/sweep"),
+            (Method::GET, "/sse/stats"),
             (Method::POST, "/sse/broadcast"),
             (Method::POST, "/sse/notify/k"),
         ] {
@@ -417,6 +418,13 @@ fn admin_routes_need_the_token() {
         assert_eq!(clients[0]["name"], "ann");
         assert_eq!(clients[0]["keys"], serde_json::json!(["k"]));
         assert_eq!(clients[0]["attached"], true);
+        let stats = call(addr, Method::GET, "/sse/stats", &[BEARER], "").await;
+        assert_eq!(stats.status, StatusCode::OK);
+        let stats = stats.json();
+        assert_eq!(stats["clients"], 1);
+        assert_eq!(stats["attached"], 1);
+        assert_eq!(stats["subscriptions"], 1);
+        assert!(stats["backend"].is_null(), "no backend: {stats}");
         let sweep = call(addr, Method::POST, "/sse/sweep", &[BEARER], "").await;
         assert_eq!(
             (sweep.status, sweep.json()["removed"].as_u64()),

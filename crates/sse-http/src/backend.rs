@@ -90,6 +90,12 @@ pub trait Backend: Send + Sync + 'static {
         Box::pin(async { Ok(false) })
     }
 
+    /// What the backend reports about itself for the admin `GET stats` route (connection
+    /// state, counts of appends, failures, retries): a JSON object. The default reports nothing.
+    fn report(&self) -> Option<serde_json::Value> {
+        None
+    }
+
     /// Called before the service opens a stream for a client its hub knows: ends the client's
     /// stream wherever else it is open (reconnect-replace across nodes). On an error the
     /// service logs it and opens the stream anyway (an older stream on another node may then

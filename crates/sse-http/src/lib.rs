@@ -19,6 +19,7 @@
 //! | `GET /sse/clients` | admin: clients (paged with `offset`, `limit`) | `200` JSON |
 //! | `DELETE /sse/clients` | admin: forgets every client | `204` |
 //! | `POST /sse/sweep` | admin: stale sweep now | `200` `{"removed": n}` |
+//! | `GET /sse/stats` | admin: the hub's counts, tasks running, the backend's report (Redis: connected, appends, failures) | `200` JSON |
 //!
 //! Unknown ids are `404`; malformed ids, keys, names and bodies are `400` (or `413` for a body
 //! over [`Config::max_body`]) with a short reason; capacity limits are `503`. Admin routes need

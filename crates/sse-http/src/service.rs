@@ -374,6 +374,10 @@ impl Sse {
                 self.authorize(&req)?;
                 self.publish(req, Target::All, Some(&MESSAGE)).await
             }
+            (["stats"], &Method::GET) => {
+                self.authorize(&req)?;
+                Ok(self.stats())
+            }
             (["sweep"], &Method::POST) => {
                 self.authorize(&req)?;
                 let removed = self.sweep().await.map_err(Reject::backend)?;
@@ -391,6 +395,7 @@ impl Sse {
                     ["listen", _, _] => "PUT, DELETE, OPTIONS",
                     ["tasks", _, _] => "PUT, OPTIONS",
                     ["broadcast"] | ["sweep"] | ["notify", _] => "POST, OPTIONS",
+                    ["stats"] => "GET, OPTIONS",
                     _ => return Err(Reject::not_found()),
                 };
                 let mut res = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
@@ -684,6 +689,28 @@ impl Sse {
             StatusCode::OK,
             &json!({ "clients": clients, "next": next }),
         ))
+    }
+
+    /// The admin `GET stats`: the hub's counts, tasks running, and what the backend reports.
+    fn stats(&self) -> Res {
+        let s = self.inner.hub.stats();
+        json_response(
+            StatusCode::OK,
+            &json!({
+                "clients": s.clients,
+                "attached": s.attached,
+                "keys": s.keys,
+                "subscriptions": s.subscriptions,
+                "queued": s.queued,
+                "history": s.history,
+                "seq": s.seq,
+                "published": s.published,
+                "lagged": s.lagged,
+                "swept": s.swept,
+                "tasks_running": self.inner.running_tasks.load(Ordering::Acquire),
+                "backend": self.inner.backend.as_ref().and_then(|b| b.report()),
+            }),
+        )
     }
 
     fn authorize<B>(&self, req: &Request<B>) -> Result<(), Reject> {

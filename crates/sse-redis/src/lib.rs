@@ -459,6 +459,20 @@ impl Shared {
 }
 
 impl Backend for RedisBackend {
+    fn report(&self) -> Option<serde_json::Value> {
+        let c = self.counts();
+        Some(serde_json::json!({
+            "kind": "redis",
+            "stream": self.shared.config.stream,
+            "connected": c.connected,
+            "appended": c.appended,
+            "append_errors": c.append_errors,
+            "applied": c.applied,
+            "read_errors": c.read_errors,
+            "imported": c.imported,
+        }))
+    }
+
     fn issue(&self, name: Option<String>) -> BackendFuture<'_, ClientId> {
         Box::pin(async move {
             let id = ClientId::random();
