@@ -47,7 +47,7 @@ fn run(k: usize, w: &Workload, passes: u32) -> Duration {
 }
 
 /// Each timed sample lasts at least this long (fast implementations make several passes).
-const SAMPLE: Duration = Duration::from_millis(5);
+const SAMPLE: Duration = Duration::from_millis(20);
 
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
