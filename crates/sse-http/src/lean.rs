@@ -25,7 +25,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderName, HeaderValue, Method, Request, Version};
 use http_body::Body as _;
 use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
@@ -39,6 +39,9 @@ pub(crate) const MAX_HEAD: usize = 8 * 1024;
 
 /// The most headers a request may have on the lean path (more goes to hyper).
 const MAX_HEADERS: usize = 64;
+
+/// The most bytes of ready frames gathered into one write.
+const MAX_BATCH: usize = 16 * 1024;
 
 /// Bytes a client may send after its request while its stream is open before the connection is
 /// closed: a client has nothing to say on a close-delimited stream.
@@ -249,15 +252,41 @@ impl Writer {
             if self.body_done {
                 return Poll::Ready(true);
             }
-            match Pin::new(&mut *body).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.pending = data;
+            // Every frame that is ready goes out in one write: a client that has fallen behind
+            // (a busy server) catches up in one syscall and one wake-up of its reader, not one
+            // per event, as hyper does with its write buffer.
+            let (mut first, mut batch) = (None::<Bytes>, None::<BytesMut>);
+            let waiting = loop {
+                match Pin::new(&mut *body).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        let Ok(data) = frame.into_data() else {
+                            continue;
+                        };
+                        match (&first, &mut batch) {
+                            (None, _) => first = Some(data),
+                            (Some(one), None) => {
+                                let mut both = BytesMut::with_capacity(one.len() + data.len());
+                                both.extend_from_slice(one);
+                                both.extend_from_slice(&data);
+                                batch = Some(both);
+                            }
+                            (Some(_), Some(more)) => more.extend_from_slice(&data),
+                        }
+                        if batch.as_ref().is_some_and(|b| b.len() >= MAX_BATCH) {
+                            break false;
+                        }
                     }
+                    Poll::Ready(Some(Err(never))) => match never {},
+                    Poll::Ready(None) => {
+                        self.body_done = true;
+                        break false;
+                    }
+                    Poll::Pending => break true,
                 }
-                Poll::Ready(Some(Err(never))) => match never {},
-                Poll::Ready(None) => self.body_done = true,
-                Poll::Pending => break,
+            };
+            self.pending = batch.map(BytesMut::freeze).or(first).unwrap_or_default();
+            if self.pending.is_empty() && waiting {
+                break;
             }
         }
         if !self.watch_reads {
