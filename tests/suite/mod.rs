@@ -1023,6 +1023,19 @@ fn http1_stream_wire_format() {
         assert!(body.is_some(), "{head}");
         let (head, _) = raw.request("").await;
         assert!(head.starts_with("http/1.1 404 not found\r\n"), "{head}");
+        // A client that says `connection: close` gets it, and the connection ends.
+        let mut closing = Raw::connect(addr).await;
+        let (head, _) = closing
+            .request("GET /sse/client.js HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await;
+        assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+        assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+        let mut rest = [0u8; 64];
+        let end = tokio::time::timeout(client::PATIENCE, closing.tcp.read(&mut rest)).await;
+        assert!(
+            matches!(end, Ok(Ok(0) | Err(_))),
+            "the server closes the connection: {end:?}"
+        );
         // A request with a body hands the connection to hyper, which answers it and what follows.
         let notify = "POST /sse/broadcast HTTP/1.1\r\nhost: x\r\n\
                       authorization: Bearer s3cret-admin-token\r\ncontent-length: 2\r\n\r\nhi";
