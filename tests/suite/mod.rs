@@ -792,7 +792,9 @@ fn task_limits_per_client_and_overall() {
 
 #[test]
 fn admin_token_and_paging_details() {
-    let server = start_server(config());
+    let mut config = config();
+    config.max_list = 1;
+    let server = start_server(config);
     run(async {
         let addr = server.addr;
         issue(addr, None).await;
@@ -834,6 +836,15 @@ fn admin_token_and_paging_details() {
             "unknown parameters are ignored"
         );
         assert_eq!(page.json()["clients"].as_array().unwrap().len(), 1);
+        // A page never holds more than `max_list`, whatever the limit asked; `next` goes on.
+        let first = call(addr, Method::GET, "/sse/clients?limit=1000", &[BEARER], "").await;
+        let first = first.json();
+        assert_eq!(first["clients"].as_array().unwrap().len(), 1, "{first}");
+        let next = first["next"].as_u64().expect("a next page");
+        let path = format!("/sse/clients?offset={next}");
+        let second = call(addr, Method::GET, &path, &[BEARER], "").await.json();
+        assert_eq!(second["clients"].as_array().unwrap().len(), 1, "{second}");
+        assert_ne!(first["clients"][0]["id"], second["clients"][0]["id"]);
         let zero = call(addr, Method::GET, "/sse/clients?limit=0", &[BEARER], "").await;
         assert_eq!(zero.status, StatusCode::BAD_REQUEST);
         let nan = call(addr, Method::GET, "/sse/clients?offset=x", &[BEARER], "").await;

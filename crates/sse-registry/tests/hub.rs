@@ -173,6 +173,29 @@ fn a_gap_older_than_the_history_gets_a_reset() {
 }
 
 #[test]
+fn the_history_is_bounded_in_bytes_too() {
+    let mut config = Config::default();
+    config.history_len = 1000;
+    // Room for about three frames of 100 bytes of data (each frame is a little larger).
+    config.history_bytes = 350;
+    let hub = Hub::new(config);
+    let t0 = Instant::now();
+    let id = hub.issue(None, t0).unwrap();
+    drop(hub.attach(id, None, t0).unwrap());
+    let data = "x".repeat(100);
+    for _ in 1..=10 {
+        drop(hub.publish(Target::All, None, &data));
+    }
+    let held = hub.stats().history;
+    assert!((1..=3).contains(&held), "history holds {held} frames");
+    // The newest events can still be resumed; an old id gets a reset.
+    let mut stream = hub.attach(id, Some("9"), t0).unwrap();
+    assert_eq!(drain(&mut stream).len(), 1);
+    let mut stream = hub.attach(id, Some("1"), t0).unwrap();
+    assert_eq!(drain(&mut stream)[0].0, "reset");
+}
+
+#[test]
 fn a_slow_consumer_gets_a_reset_and_never_slows_others() {
     let hub = small(4, 3);
     let t0 = Instant::now();
