@@ -158,8 +158,6 @@ where
     let builder = Arc::new(builder);
     // Set when the shutdown timeout has passed: connections still open are dropped.
     let (kill, killed) = tokio::sync::watch::channel(false);
-    // One reference per connection task, until it ends.
-    let alive = Arc::new(());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
@@ -171,7 +169,7 @@ where
             Some(Ok(io)) if !lean => {
                 let conn = builder.serve_connection(io, app.clone());
                 let conn = graceful.watch(conn.into_owned());
-                executor.execute(until_killed(killed.clone(), alive.clone(), async move {
+                executor.execute(until_killed(killed.clone(), async move {
                     if let Err(err) = conn.await {
                         tracing::debug!(%err, "connection ended with an error");
                     }
@@ -183,7 +181,7 @@ where
                 let watcher = graceful.watcher();
                 let (builder, app, sse, timer) =
                     (builder.clone(), app.clone(), sse.clone(), timer.clone());
-                executor.execute(until_killed(killed.clone(), alive.clone(), async move {
+                executor.execute(until_killed(killed.clone(), async move {
                     let mut buf = Vec::new();
                     loop {
                         let next = future::or(lean::next(&mut io, &mut buf), async {
@@ -226,9 +224,12 @@ where
     }
     drop(listener);
     sse.shutdown().await;
+    // Completes once every connection task has ended: each holds a watcher (or a watched
+    // connection) until then.
+    let mut drained = std::pin::pin!(graceful.shutdown());
     let finished = future::or(
         async {
-            graceful.shutdown().await;
+            (&mut drained).await;
             true
         },
         async {
@@ -239,32 +240,22 @@ where
     .await;
     if !finished {
         tracing::warn!("connections still open after the shutdown timeout; dropping them");
-    }
-    // Ends what is still open: their tasks drop the connections when next polled, which is
-    // waited for (boundedly), so that they are closed even if the executor stops with `serve`.
-    let _ = kill.send(true);
-    for _ in 0..100 {
-        if Arc::strong_count(&alive) == 1 {
-            break;
-        }
-        timer.sleep(Duration::from_millis(10)).await;
+        // Their tasks drop the connections when next polled, which is waited for (up to a
+        // second), so that they are closed even if the executor stops with `serve`.
+        let _ = kill.send(true);
+        future::or(drained, timer.sleep(Duration::from_secs(1))).await;
     }
     drop(stop_sweeper);
     Ok(())
 }
 
-/// `connection`, dropped (closing its socket) once `killed` is set; `alive` is held until then.
+/// `connection`, dropped (closing its socket) once `killed` is set.
 fn until_killed(
     mut killed: tokio::sync::watch::Receiver<bool>,
-    alive: Arc<()>,
     connection: impl Future<Output = ()> + Send + 'static,
 ) -> BoxFuture {
-    Box::pin(async move {
-        future::or(connection, async move {
-            // Also when the sender is gone: `serve` has returned.
-            let _ = killed.wait_for(|&k| k).await;
-        })
-        .await;
-        drop(alive);
-    })
+    Box::pin(future::or(connection, async move {
+        // Also when the sender is gone: `serve` has returned.
+        let _ = killed.wait_for(|&k| k).await;
+    }))
 }
