@@ -20,7 +20,6 @@ use client::{Events, PATIENCE, Version, call, eventually, issue};
 use http::{Method, StatusCode};
 use sse_http::{Config, Runtime, Sse};
 use sse_redis::{RedisBackend, RedisConfig};
-use sse_registry::Hub;
 use support::{BEARER, Redis, TOKEN, broadcast, ends, message, open, task_handler};
 
 /// One server of the cluster, on an ephemeral loopback port.
@@ -46,17 +45,9 @@ async fn node_with(redis: &Redis, configure: impl FnOnce(&mut Config, &mut Redis
     let mut redis_config = RedisConfig::new(redis.url());
     redis_config.backoff_max = Duration::from_millis(200);
     configure(&mut config, &mut redis_config);
-    let hub = Hub::new(config.registry.clone());
     let runtime: Arc<dyn Runtime> = Arc::new(sse_tokio::runtime());
-    let backend =
-        RedisBackend::start(redis_config, hub.clone(), runtime.clone()).expect("redis url");
-    let sse = Sse::with_backend(
-        config,
-        hub,
-        Arc::new(backend.clone()),
-        runtime,
-        task_handler,
-    );
+    let (sse, backend) =
+        RedisBackend::service(config, redis_config, runtime, task_handler).expect("redis url");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(sse_tokio::serve(listener, sse.clone(), async {
         stopped.await.ok();

@@ -16,9 +16,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use client::PATIENCE;
-use sse_http::{Config, Runtime, Sse};
+use sse_http::{Config, Runtime};
 use sse_redis::{RedisBackend, RedisConfig};
-use sse_registry::Hub;
 use support::{Redis, TOKEN, task_handler};
 
 /// Nodes served on one smol executor run by two threads, on ephemeral loopback ports.
@@ -51,19 +50,12 @@ impl Cluster {
                     let addr = listener.local_addr().expect("addr");
                     let mut config = Config::default();
                     config.admin_token = Some(TOKEN.into());
-                    let hub = Hub::new(config.registry.clone());
                     let runtime: Arc<dyn Runtime> = Arc::new(sse_smol::runtime(&ex));
                     let mut redis_config = RedisConfig::new(url.clone());
                     redis_config.backoff_max = Duration::from_millis(200);
-                    let backend = RedisBackend::start(redis_config, hub.clone(), runtime.clone())
-                        .expect("redis url");
-                    let sse = Sse::with_backend(
-                        config,
-                        hub,
-                        Arc::new(backend.clone()),
-                        runtime,
-                        task_handler,
-                    );
+                    let (sse, backend) =
+                        RedisBackend::service(config, redis_config, runtime, task_handler)
+                            .expect("redis url");
                     ready_tx.send((addr, backend)).expect("ready");
                     let (ex, stop_rx) = (ex.clone(), stop_rx.clone());
                     let node = async move {

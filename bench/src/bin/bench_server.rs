@@ -34,7 +34,6 @@ use axum::routing::{get, post};
 use clap::{Parser, ValueEnum};
 use sse_http::{Config, Runtime, Task};
 use sse_redis::{RedisBackend, RedisConfig};
-use sse_registry::Hub;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
@@ -163,16 +162,14 @@ fn main() -> io::Result<()> {
 /// Must be called inside the runtime that `runtime` spawns on (the backend's consumer loop
 /// starts at once).
 fn shared(config: Config, runtime: Arc<dyn Runtime>, url: &str) -> io::Result<sse_http::Sse> {
-    let hub = Hub::new(config.registry.clone());
-    let backend = RedisBackend::start(RedisConfig::new(url), hub.clone(), runtime.clone())
-        .map_err(|e| io::Error::other(format!("--redis {url}: {e}")))?;
-    Ok(sse_http::Sse::with_backend(
+    let (sse, _backend) = RedisBackend::service(
         config,
-        hub,
-        Arc::new(backend),
+        RedisConfig::new(url),
         runtime,
         |_task: Task| async {},
-    ))
+    )
+    .map_err(|e| io::Error::other(format!("--redis {url}: {e}")))?;
+    Ok(sse)
 }
 
 /// A non-blocking listening socket with the given backlog (std's `bind` uses its own).

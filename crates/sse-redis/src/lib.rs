@@ -11,7 +11,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, FromRedisValue};
 use sse_codec::EventName;
-use sse_http::{Backend, BackendError, BackendFuture, Recipients, Runtime};
+use sse_http::{
+    Backend, BackendError, BackendFuture, Config, Recipients, Runtime, Sse, TaskHandler,
+};
 use sse_registry::{ClientId, Hub};
 
 /// Settings of a [`RedisBackend`].
@@ -189,6 +191,22 @@ struct Record {
 }
 
 impl RedisBackend {
+    /// A protocol service on a new hub shared through Redis: the hub, this backend feeding it
+    /// and the [`Sse`] reading it, wired as [`Sse::with_backend`] wants them (one hub for
+    /// both). Returns the backend too, for its [`counts`](Self::counts). Must be called where
+    /// `runtime` can spawn (the consumer loop starts at once); fails only on a malformed URL.
+    pub fn service(
+        config: Config,
+        redis: RedisConfig,
+        runtime: Arc<dyn Runtime>,
+        tasks: impl TaskHandler,
+    ) -> Result<(Sse, Self), redis::RedisError> {
+        let hub = Hub::new(config.registry.clone());
+        let backend = Self::start(redis, hub.clone(), runtime.clone())?;
+        let sse = Sse::with_backend(config, hub, Arc::new(backend.clone()), runtime, tasks);
+        Ok((sse, backend))
+    }
+
     /// A backend feeding `hub`, and its consumer loop spawned on `runtime`. Does not need Redis
     /// to be up (it connects lazily and retries); fails only on a malformed URL. The loop ends
     /// when the last clone of the backend is dropped.

@@ -45,24 +45,15 @@ fn build(
     redis: Option<&str>,
     tasks: impl sse_http::TaskHandler,
 ) -> std::io::Result<Sse> {
-    let hub = sse_registry::Hub::new(config.registry.clone());
     let Some(url) = redis else {
+        let hub = sse_registry::Hub::new(config.registry.clone());
         return Ok(Sse::with_hub(config, hub, runtime, tasks));
     };
-    let backend = sse_redis::RedisBackend::start(
-        sse_redis::RedisConfig::new(url),
-        hub.clone(),
-        runtime.clone(),
-    )
-    .map_err(std::io::Error::other)?;
+    let redis = sse_redis::RedisConfig::new(url);
+    let (sse, _backend) = sse_redis::RedisBackend::service(config, redis, runtime, tasks)
+        .map_err(std::io::Error::other)?;
     tracing::info!("sharing the hub through redis");
-    Ok(Sse::with_backend(
-        config,
-        hub,
-        std::sync::Arc::new(backend),
-        runtime,
-        tasks,
-    ))
+    Ok(sse)
 }
 
 /// The runtimes the demo can serve on.
