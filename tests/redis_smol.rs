@@ -7,6 +7,8 @@
 
 #[path = "suite/client.rs"]
 mod client;
+#[path = "smol_support.rs"]
+mod smol_support;
 #[path = "redis_support.rs"]
 mod support;
 
@@ -16,6 +18,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use client::PATIENCE;
+use smol_support::spawn_on_smol;
 use sse_http::{Config, Runtime};
 use sse_redis::{RedisBackend, RedisConfig};
 use support::{Redis, TOKEN, task_handler};
@@ -33,46 +36,36 @@ impl Cluster {
         let url = redis.url();
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
-        let thread = thread::spawn(move || {
-            let ex: sse_smol::Ex = Arc::new(smol::Executor::new());
-            let (done_tx, done_rx) = smol::channel::bounded::<()>(1);
-            let helper = {
-                let ex = ex.clone();
-                thread::spawn(move || smol::block_on(ex.run(done_rx.recv())))
-            };
-            smol::block_on(ex.run(async {
-                let mut serving: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> =
-                    Box::pin(async {});
-                for _ in 0..count {
-                    let listener = smol::net::TcpListener::bind("127.0.0.1:0")
-                        .await
-                        .expect("bind");
-                    let addr = listener.local_addr().expect("addr");
-                    let mut config = Config::default();
-                    config.admin_token = Some(TOKEN.into());
-                    let runtime: Arc<dyn Runtime> = Arc::new(sse_smol::runtime(&ex));
-                    let mut redis_config = RedisConfig::new(url.clone());
-                    redis_config.backoff_max = Duration::from_millis(200);
-                    let (sse, backend) =
-                        RedisBackend::service(config, redis_config, runtime, task_handler)
-                            .expect("redis url");
-                    ready_tx.send((addr, backend)).expect("ready");
-                    let (ex, stop_rx) = (ex.clone(), stop_rx.clone());
-                    let node = async move {
-                        sse_smol::serve(&ex, listener, sse, async {
-                            stop_rx.recv().await.ok();
-                        })
-                        .await
-                        .expect("serve");
-                    };
-                    serving = Box::pin(async move {
-                        smol::future::zip(serving, node).await;
-                    });
-                }
-                serving.await;
-            }));
-            drop(done_tx);
-            helper.join().expect("executor thread").ok();
+        let thread = spawn_on_smol(move |ex| async move {
+            let mut serving: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> =
+                Box::pin(async {});
+            for _ in 0..count {
+                let listener = smol::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let addr = listener.local_addr().expect("addr");
+                let mut config = Config::default();
+                config.admin_token = Some(TOKEN.into());
+                let runtime: Arc<dyn Runtime> = Arc::new(sse_smol::runtime(&ex));
+                let mut redis_config = RedisConfig::new(url.clone());
+                redis_config.backoff_max = Duration::from_millis(200);
+                let (sse, backend) =
+                    RedisBackend::service(config, redis_config, runtime, task_handler)
+                        .expect("redis url");
+                ready_tx.send((addr, backend)).expect("ready");
+                let (ex, stop_rx) = (ex.clone(), stop_rx.clone());
+                let node = async move {
+                    sse_smol::serve(&ex, listener, sse, async {
+                        stop_rx.recv().await.ok();
+                    })
+                    .await
+                    .expect("serve");
+                };
+                serving = Box::pin(async move {
+                    smol::future::zip(serving, node).await;
+                });
+            }
+            serving.await;
         });
         let nodes = (0..count)
             .map(|_| ready_rx.recv().expect("node started"))

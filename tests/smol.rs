@@ -6,10 +6,13 @@ mod suite;
 #[path = "suite/ours.rs"]
 mod ours;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, mpsc};
-use std::thread;
+#[path = "smol_support.rs"]
+mod smol_support;
 
+use std::net::SocketAddr;
+use std::sync::mpsc;
+
+use smol_support::spawn_on_smol;
 use suite::Server;
 
 /// Starts `sse_smol::serve` on its own thread, on a smol executor run by two threads, on an
@@ -17,29 +20,18 @@ use suite::Server;
 fn start_server(config: sse_http::Config) -> Server {
     let (ready_tx, ready_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
-    let thread = thread::spawn(move || {
-        let ex: sse_smol::Ex = Arc::new(smol::Executor::new());
-        // A second thread helps run the executor until the server returns.
-        let (done_tx, done_rx) = smol::channel::bounded::<()>(1);
-        let helper = {
-            let ex = ex.clone();
-            thread::spawn(move || smol::block_on(ex.run(done_rx.recv())))
-        };
-        smol::block_on(ex.run(async {
-            let listener = smol::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let addr: SocketAddr = listener.local_addr().expect("addr");
-            let sse = sse_smol::service(&ex, config, suite::task_handler);
-            ready_tx.send((addr, sse.clone())).expect("ready");
-            sse_smol::serve(&ex, listener, sse, async {
-                stop_rx.recv().await.ok();
-            })
+    let thread = spawn_on_smol(move |ex| async move {
+        let listener = smol::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .expect("serve");
-        }));
-        drop(done_tx);
-        helper.join().expect("executor thread").ok();
+            .expect("bind");
+        let addr: SocketAddr = listener.local_addr().expect("addr");
+        let sse = sse_smol::service(&ex, config, suite::task_handler);
+        ready_tx.send((addr, sse.clone())).expect("ready");
+        sse_smol::serve(&ex, listener, sse, async {
+            stop_rx.recv().await.ok();
+        })
+        .await
+        .expect("serve");
     });
     let (addr, sse) = ready_rx.recv().expect("server started");
     Server::new(
