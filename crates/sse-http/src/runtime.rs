@@ -19,6 +19,17 @@ pub trait Runtime: Send + Sync + 'static {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>>;
     /// Moves `sleep`'s deadline to `deadline`.
     fn reset(&self, sleep: &mut Pin<Box<dyn Sleep>>, deadline: Instant);
+    /// How many streams a broadcast wakes before its wake-up yields to the executor (a slice of
+    /// [`sse_registry::drive`]).
+    ///
+    /// Each stream woken is a task that writes (a syscall of a few µs) before the executor runs
+    /// anything woken after it, if the executor runs tasks in the order they were woken, as
+    /// smol's does: there a slice of 4,096 holds up the next request by tens of milliseconds.
+    /// Tokio's scheduler gives tasks woken by I/O their turn anyway, and wakes faster in large
+    /// slices. The default is [`sse_registry::DEFAULT_SLICE`].
+    fn wake_slice(&self) -> usize {
+        sse_registry::DEFAULT_SLICE
+    }
 }
 
 /// A [`Runtime`] from a hyper [`Executor`] and a hyper [`Timer`], such as hyper-util's
@@ -27,12 +38,24 @@ pub trait Runtime: Send + Sync + 'static {
 pub struct HyperRuntime<E, T> {
     executor: E,
     timer: T,
+    wake_slice: usize,
 }
 
 impl<E, T> HyperRuntime<E, T> {
     /// Pairs an executor with a timer.
     pub fn new(executor: E, timer: T) -> Self {
-        Self { executor, timer }
+        Self {
+            executor,
+            timer,
+            wake_slice: sse_registry::DEFAULT_SLICE,
+        }
+    }
+
+    /// Sets [`Runtime::wake_slice`] (at least 1).
+    #[must_use]
+    pub fn with_wake_slice(mut self, streams: usize) -> Self {
+        self.wake_slice = streams.max(1);
+        self
     }
 }
 
@@ -58,6 +81,10 @@ where
     fn reset(&self, sleep: &mut Pin<Box<dyn Sleep>>, deadline: Instant) {
         self.timer.reset(sleep, deadline);
     }
+
+    fn wake_slice(&self) -> usize {
+        self.wake_slice
+    }
 }
 
 /// A shared runtime is a runtime (so one `Arc<dyn Runtime>` can serve a service and a backend).
@@ -72,5 +99,42 @@ impl<R: Runtime + ?Sized> Runtime for std::sync::Arc<R> {
 
     fn reset(&self, sleep: &mut Pin<Box<dyn Sleep>>, deadline: Instant) {
         (**self).reset(sleep, deadline);
+    }
+
+    fn wake_slice(&self) -> usize {
+        (**self).wake_slice()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Neither runs anything: only the slice is looked at.
+    #[derive(Clone)]
+    struct Idle;
+
+    impl<F> Executor<F> for Idle {
+        fn execute(&self, _: F) {}
+    }
+
+    impl Timer for Idle {
+        fn sleep(&self, _: Duration) -> Pin<Box<dyn Sleep>> {
+            unreachable!("not called")
+        }
+
+        fn sleep_until(&self, _: Instant) -> Pin<Box<dyn Sleep>> {
+            unreachable!("not called")
+        }
+    }
+
+    #[test]
+    fn wake_slice_defaults_to_the_hubs_and_is_at_least_one() {
+        let rt = HyperRuntime::new(Idle, Idle);
+        assert_eq!(rt.wake_slice(), sse_registry::DEFAULT_SLICE);
+        let shared: std::sync::Arc<dyn Runtime> =
+            std::sync::Arc::new(rt.clone().with_wake_slice(256));
+        assert_eq!(shared.wake_slice(), 256);
+        assert_eq!(rt.with_wake_slice(0).wake_slice(), 1);
     }
 }

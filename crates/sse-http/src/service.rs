@@ -646,8 +646,9 @@ impl Sse {
         }
         let mut published = self.inner.hub.publish(target, event, data);
         let delivered = published.recipients;
+        let slice = self.inner.runtime.wake_slice();
         self.inner.runtime.spawn(Box::pin(async move {
-            sse_registry::drive(&mut published.wake, DEFAULT_SLICE).await;
+            sse_registry::drive(&mut published.wake, slice).await;
         }));
         Ok(json_response(
             StatusCode::ACCEPTED,

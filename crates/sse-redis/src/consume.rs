@@ -142,8 +142,9 @@ impl Shared {
                         // own: the record counts as applied once the event is in the hub, so the
                         // publisher's call, and the next records, do not wait for every wake.
                         let mut wake = published.wake;
+                        let slice = self.runtime.wake_slice();
                         self.runtime.spawn(Box::pin(async move {
-                            sse_registry::drive(&mut wake, DEFAULT_SLICE).await;
+                            sse_registry::drive(&mut wake, slice).await;
                         }));
                     }
                     Err(err) => tracing::warn!(%err, seq, "event not delivered"),

@@ -33,9 +33,18 @@ pub use sse_http::{AppBody, AppService, Config, Sse, Task, TaskHandler};
 /// The executor the server spawns on: it must be running (serve may itself run in `ex.run`).
 pub type Ex = Arc<Executor<'static>>;
 
+/// How many streams a broadcast wakes before yielding, on smol ([`sse_http::Runtime::wake_slice`]).
+///
+/// smol's executor runs tasks in the order they were woken, so every stream of a slice writes
+/// before a request that arrived meanwhile is read: at a few µs per write, 256 streams hold it
+/// up by a millisecond or two. With 4,096 (the hub's default slice) a broadcast `POST` at
+/// 19,000 streams waited 90–240 ms, the next broadcast with it (`BENCHMARKS.md`).
+pub const WAKE_SLICE: usize = 256;
+
 /// The protocol layer's runtime, on smol.
 pub fn runtime(ex: &Ex) -> sse_http::HyperRuntime<SmolExecutor<Ex>, SmolTimer> {
     sse_http::HyperRuntime::new(SmolExecutor::new(ex.clone()), SmolTimer::new())
+        .with_wake_slice(WAKE_SLICE)
 }
 
 /// A service on a new in-memory hub, running tasks on `ex`.
@@ -162,5 +171,21 @@ impl hyper::rt::Write for Io {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(self.stream.get_ref().shutdown(Shutdown::Write))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sse_http::Runtime as _;
+
+    #[test]
+    fn broadcasts_wake_in_small_slices_on_smol() {
+        let ex: super::Ex = std::sync::Arc::new(smol::Executor::new());
+        assert_eq!(super::runtime(&ex).wake_slice(), super::WAKE_SLICE);
+        let default = sse_http::HyperRuntime::new(
+            super::SmolExecutor::new(ex.clone()),
+            super::SmolTimer::new(),
+        );
+        assert!(super::WAKE_SLICE < default.wake_slice());
     }
 }
