@@ -4,9 +4,12 @@
 //! what it measured.
 //!
 //! This library holds what both sides need: the broadcast payload format (a counter and a send
-//! timestamp, padded to a fixed size), the clock, and raising the open-file limit.
+//! timestamp, padded to a fixed size), the clock, and raising the open-file limit; and the
+//! [`floor`] server, the least a server of the benchmark's protocol can do.
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+pub mod floor;
 
 /// The bearer token the coordinator gives the servers it starts.
 pub const ADMIN_TOKEN: &str = "loadbench-admin-token";

@@ -1,6 +1,6 @@
 //! The whole load-benchmark pipeline at a tiny size: the coordinator starts a server process
 //! and a worker process per run, 20 clients register, 3 broadcasts go out, and nothing may be
-//! lost (ours on tokio, and the baseline). No timing is asserted.
+//! lost (ours on tokio, the baseline and the floor). No timing is asserted.
 //!
 //! The two-node run does the same on two servers sharing a `redis-server` of its own (ours on
 //! tokio and on smol): half the clients register on node 1 and stream from node 2, the
@@ -52,8 +52,8 @@ fn line<'a>(stdout: &'a str, prefix: &str) -> &'a str {
 
 #[test]
 fn tiny_runs_lose_nothing() {
-    let stdout = loadgen(&["--modes", "tokio,baseline"]);
-    for mode in ["tokio", "baseline"] {
+    let stdout = loadgen(&["--modes", "tokio,baseline,floor"]);
+    for mode in ["tokio", "baseline", "floor"] {
         let line = line(&stdout, &format!("result mode={mode} "));
         for expected in [
             "nodes=1 ",

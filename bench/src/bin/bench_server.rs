@@ -10,6 +10,8 @@
 //!   random id, `GET /sse/events/{id}` streams `registered` then every broadcast, and
 //!   `POST /sse/broadcast` sends the body to every receiver and answers
 //!   `{"delivered": receiver_count}`). It has no replay: `Last-Event-ID` is ignored.
+//! - `floor`: [`sse_loadbench::floor`], the same routes with nothing but one `send` per client
+//!   per broadcast: what the machine allows any server.
 //!
 //! With `--redis URL` (tokio and smol modes), the hub is shared with every other server on that
 //! Redis through [`sse_redis::RedisBackend`], as `sse_http::Sse::with_backend` wires it: the
@@ -47,6 +49,8 @@ enum Mode {
     Smol,
     /// axum's `Sse` over a `tokio::sync::broadcast` channel.
     Baseline,
+    /// The floor: one `send` per client per broadcast, nothing else.
+    Floor,
 }
 
 #[derive(Debug, Parser)]
@@ -95,7 +99,7 @@ fn main() -> io::Result<()> {
         )
         .with_writer(io::stderr)
         .init();
-    if args.redis.is_some() && args.mode == Mode::Baseline {
+    if args.redis.is_some() && matches!(args.mode, Mode::Baseline | Mode::Floor) {
         return Err(io::Error::other("--redis needs --mode tokio or smol"));
     }
     sse_loadbench::raise_fd_limit()?;
@@ -154,6 +158,10 @@ fn main() -> io::Result<()> {
             let listener = tokio::net::TcpListener::from_std(listener)?;
             let app = baseline(args.admin_token, args.baseline_capacity);
             axum::serve(listener, app).await
+        }),
+        Mode::Floor => tokio_runtime(threads)?.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            sse_loadbench::floor::serve(listener, args.admin_token, threads).await
         }),
     }
 }
