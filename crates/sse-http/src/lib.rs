@@ -64,6 +64,7 @@
 mod backend;
 mod body;
 mod config;
+mod kill;
 mod lean;
 mod runtime;
 mod serve;

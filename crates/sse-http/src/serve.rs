@@ -15,6 +15,7 @@ use hyper_util::server::conn::auto::{self, HttpServerConnExec};
 use hyper_util::server::graceful::GracefulShutdown;
 
 use crate::body::Body;
+use crate::kill::{self, until_killed};
 use crate::lean;
 use crate::runtime::BoxFuture;
 use crate::service::Sse;
@@ -156,8 +157,9 @@ where
     builder.http1().timer(timer.clone());
     builder.http2().timer(timer.clone());
     let builder = Arc::new(builder);
-    // Set when the shutdown timeout has passed: connections still open are dropped.
-    let (kill, killed) = tokio::sync::watch::channel(false);
+    // Killed when the shutdown timeout has passed (or this returns): connections still open
+    // are dropped.
+    let (kill, killed) = kill::switch();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
@@ -242,20 +244,9 @@ where
         tracing::warn!("connections still open after the shutdown timeout; dropping them");
         // Their tasks drop the connections when next polled, which is waited for (up to a
         // second), so that they are closed even if the executor stops with `serve`.
-        let _ = kill.send(true);
+        kill.kill();
         future::or(drained, timer.sleep(Duration::from_secs(1))).await;
     }
     drop(stop_sweeper);
     Ok(())
-}
-
-/// `connection`, dropped (closing its socket) once `killed` is set.
-fn until_killed(
-    mut killed: tokio::sync::watch::Receiver<bool>,
-    connection: impl Future<Output = ()> + Send + 'static,
-) -> BoxFuture {
-    Box::pin(future::or(connection, async move {
-        // Also when the sender is gone: `serve` has returned.
-        let _ = killed.wait_for(|&k| k).await;
-    }))
 }
