@@ -626,8 +626,8 @@ impl Sse {
         let data =
             std::str::from_utf8(&body).map_err(|_| Reject::bad_request("body must be UTF-8"))?;
         // Answer as soon as the event is published; waking its recipients (a slice at a time,
-        // yielding between slices) goes on in a task of its own, so the admin's request does not
-        // queue behind every stream it wakes.
+        // yielding between slices, in publish order) goes on in the hub's wake task, so the
+        // admin's request does not queue behind every stream it wakes.
         if let Some(backend) = &self.inner.backend {
             let to = match target {
                 Target::Client(id) => Recipients::Client(id),
@@ -644,12 +644,13 @@ impl Sse {
                 &json!({ "delivered": delivered }),
             ));
         }
-        let mut published = self.inner.hub.publish(target, event, data);
+        let published = self.inner.hub.publish(target, event, data);
         let delivered = published.recipients;
+        // In publish order, behind earlier events' wake-ups (`Hub::queue_wake`).
         let slice = self.inner.runtime.wake_slice();
-        self.inner.runtime.spawn(Box::pin(async move {
-            sse_registry::drive(&mut published.wake, slice).await;
-        }));
+        if let Some(task) = self.inner.hub.queue_wake(published.wake, slice) {
+            self.inner.runtime.spawn(Box::pin(task));
+        }
         Ok(json_response(
             StatusCode::ACCEPTED,
             &json!({ "delivered": delivered }),

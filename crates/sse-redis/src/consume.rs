@@ -138,14 +138,15 @@ impl Shared {
                             }
                             recent.push_back((seq, published.recipients));
                         }
-                        // Waking the recipients (a slice at a time) goes on in a task of its
-                        // own: the record counts as applied once the event is in the hub, so the
-                        // publisher's call, and the next records, do not wait for every wake.
-                        let mut wake = published.wake;
-                        let slice = self.runtime.wake_slice();
-                        self.runtime.spawn(Box::pin(async move {
-                            sse_registry::drive(&mut wake, slice).await;
-                        }));
+                        // Waking the recipients (a slice at a time, in publish order) goes on in
+                        // the hub's wake task: the record counts as applied once the event is in
+                        // the hub, so the publisher's call, and the next records, do not wait
+                        // for every wake.
+                        if let Some(task) =
+                            hub.queue_wake(published.wake, self.runtime.wake_slice())
+                        {
+                            self.runtime.spawn(Box::pin(task));
+                        }
                     }
                     Err(err) => tracing::warn!(%err, seq, "event not delivered"),
                 }

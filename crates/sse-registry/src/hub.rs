@@ -13,7 +13,7 @@ use sse_codec::{EventId, EventName, Frame};
 use crate::config::Config;
 use crate::id::ClientId;
 use crate::stream::ClientStream;
-use crate::work::{DEFAULT_SLICE, Progress, Slice, wake_all};
+use crate::work::{DEFAULT_SLICE, Progress, Slice, WakeQueue, drive_queue, wake_all};
 
 /// The event name of the frame a client gets in place of frames it can no longer be given.
 pub const RESET: EventName = EventName::from_static("reset");
@@ -85,6 +85,8 @@ pub struct Hub {
 pub(crate) struct Inner {
     pub(crate) config: Config,
     pub(crate) state: Mutex<State>,
+    /// Wake-ups of published events waiting to be driven ([`Hub::queue_wake`]).
+    pub(crate) wakes: WakeQueue,
 }
 
 /// Where an event goes.
@@ -361,6 +363,7 @@ impl Hub {
             inner: Arc::new(Inner {
                 config,
                 state: Mutex::new(state),
+                wakes: WakeQueue::default(),
             }),
         }
     }
@@ -752,6 +755,46 @@ impl Hub {
         let mut publish = self.publish(target, event, data);
         crate::work::drive(&mut publish.wake, DEFAULT_SLICE).await;
         (publish.seq, publish.recipients)
+    }
+
+    /// Wakes an event's recipients in publish order: the first `budget` of them now, in this
+    /// call, and the rest queued behind the wake-ups of events published before it. Returns the
+    /// task that drives the queue, a slice of `budget` at a time and yielding between slices,
+    /// when none is running: spawn it. (Dropping that task midway wakes what is queued at once.)
+    ///
+    /// Driving each publish's wake-up in a task of its own lets every pending broadcast advance
+    /// a slice per turn of the executor, so that under overload they all finish late together.
+    /// Here one broadcast is woken in full before the next one's remainder starts, first come,
+    /// first served; a stream woken for one event writes every frame it has ready, later
+    /// events included. Events for one client, or for a small name or key, are woken at once.
+    ///
+    /// ```
+    /// use futures_lite::{StreamExt, future::block_on};
+    /// use sse_registry::{Config, Hub, Target};
+    ///
+    /// let hub = Hub::new(Config::default());
+    /// let now = std::time::Instant::now();
+    /// let mut streams: Vec<_> = (0..3)
+    ///     .map(|_| hub.attach(hub.issue(None, now).unwrap(), None, now).unwrap())
+    ///     .collect();
+    /// let published = hub.publish(Target::All, None, "hi");
+    /// // One recipient woken now, two queued: the returned task drives them.
+    /// let task = hub.queue_wake(published.wake, 1).expect("no task was driving the queue");
+    /// block_on(task);
+    /// for stream in &mut streams {
+    ///     assert_eq!(&block_on(stream.next()).unwrap()[..], b"id: 1\ndata: hi\n\n");
+    /// }
+    /// ```
+    #[must_use = "spawn the task: the queued wake-ups wait for it"]
+    pub fn queue_wake(
+        &self,
+        mut wake: Wake,
+        budget: usize,
+    ) -> Option<impl Future<Output = ()> + Send + 'static + use<>> {
+        if wake.step(budget) == Progress::Done || !self.inner.wakes.push(wake) {
+            return None;
+        }
+        Some(drive_queue(self.clone(), budget))
     }
 
     /// A stale sweep as of `now`, to be stepped: it removes clients whose stream ended more than

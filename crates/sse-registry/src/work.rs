@@ -44,3 +44,78 @@ pub(crate) fn wake_all(wakers: &mut Vec<Waker>) {
         waker.wake();
     }
 }
+
+/// The wake-ups of published events still to be driven, in publish order
+/// ([`Hub::queue_wake`](crate::Hub::queue_wake)).
+#[derive(Default)]
+pub(crate) struct WakeQueue {
+    state: std::sync::Mutex<QueueState>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    pending: std::collections::VecDeque<crate::Wake>,
+    /// A task is driving `pending`.
+    driving: bool,
+}
+
+impl WakeQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues `wake`; `true` if no task drives the queue (the caller starts one).
+    pub(crate) fn push(&self, wake: crate::Wake) -> bool {
+        let mut state = self.lock();
+        state.pending.push_back(wake);
+        !std::mem::replace(&mut state.driving, true)
+    }
+
+    /// The next wake-up to drive, or `None` (and the queue is left undriven) when it is empty.
+    fn next(&self) -> Option<crate::Wake> {
+        let mut state = self.lock();
+        let next = state.pending.pop_front();
+        state.driving = next.is_some();
+        next
+    }
+}
+
+/// Drives `hub`'s queued wake-ups in order until the queue is empty, yielding between slices.
+///
+/// If the task is dropped before it ends (never polled, or its executor shut down), the queue is
+/// left undriven and what it holds is woken at once (a dropped `Wake` wakes the rest of its
+/// recipients), so that nothing waits for a task that is gone and a later publish starts a new
+/// one.
+pub(crate) fn drive_queue(
+    hub: crate::Hub,
+    budget: usize,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    struct Abandon(Option<crate::Hub>);
+    impl Drop for Abandon {
+        fn drop(&mut self) {
+            if let Some(hub) = self.0.take() {
+                let pending = {
+                    let mut state = hub.inner.wakes.lock();
+                    state.driving = false;
+                    std::mem::take(&mut state.pending)
+                };
+                drop(pending);
+            }
+        }
+    }
+    let mut guard = Abandon(Some(hub));
+    async move {
+        loop {
+            futures_lite::future::yield_now().await;
+            let Some(hub) = guard.0.as_ref() else { return };
+            let Some(mut wake) = hub.inner.wakes.next() else {
+                // `next` left the queue undriven: nothing to abandon.
+                guard.0.take();
+                return;
+            };
+            drive(&mut wake, budget).await;
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use sse_codec::{EventName, Item, Parser};
-use sse_registry::{ClientStream, Config, Error, Hub, Progress, Slice, Target};
+use sse_registry::{ClientId, ClientStream, Config, Error, Hub, Progress, Slice, Target};
 
 /// A waker that counts its wakes.
 struct Counter(AtomicUsize);
@@ -624,4 +624,96 @@ fn a_sweep_step_counts_a_removal_as_16_visits() {
         "31 removals at 4 a step took {steps} more steps"
     );
     assert_eq!(hub.stats().clients, 1);
+}
+
+/// A waker that logs its stream's index when woken.
+struct Logged(usize, Arc<std::sync::Mutex<Vec<usize>>>);
+
+impl Wake for Logged {
+    fn wake(self: Arc<Self>) {
+        self.1.lock().unwrap().push(self.0);
+    }
+}
+
+/// `n` clients and their attached streams, each polled once with a waker that logs its index
+/// into `log`.
+fn logged_streams(
+    hub: &Hub,
+    n: usize,
+    log: &Arc<std::sync::Mutex<Vec<usize>>>,
+) -> (Vec<ClientId>, Vec<ClientStream>) {
+    let t0 = Instant::now();
+    let ids: Vec<ClientId> = (0..n).map(|_| hub.issue(None, t0).unwrap()).collect();
+    let mut streams: Vec<ClientStream> = ids
+        .iter()
+        .map(|&id| hub.attach(id, None, t0).unwrap())
+        .collect();
+    register(&mut streams, log);
+    (ids, streams)
+}
+
+fn register(streams: &mut [ClientStream], log: &Arc<std::sync::Mutex<Vec<usize>>>) {
+    for (i, s) in streams.iter_mut().enumerate() {
+        let waker = Waker::from(Arc::new(Logged(i, log.clone())));
+        assert_eq!(poll(s, &waker), None);
+    }
+}
+
+#[test]
+fn queued_wakes_run_in_publish_order_one_event_after_another() {
+    let hub = Hub::default();
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (ids, mut streams) = logged_streams(&hub, 8, &log);
+    let (a, b) = (EventName::from_static("a"), EventName::from_static("b"));
+    for (i, &id) in ids.iter().enumerate() {
+        hub.subscribe(id, if i < 4 { &a } else { &b }).unwrap();
+    }
+    // Each publish wakes one recipient at once (a key's members from the last subscribed).
+    let first = hub.publish(Target::Key(&a), None, "to a");
+    let task = hub
+        .queue_wake(first.wake, 1)
+        .expect("the first publish starts the task");
+    let second = hub.publish(Target::Key(&b), None, "to b");
+    assert!(
+        hub.queue_wake(second.wake, 1).is_none(),
+        "the running task takes the second publish too"
+    );
+    assert_eq!(*log.lock().unwrap(), [3, 7]);
+    futures_lite::future::block_on(task);
+    // All of a's before any more of b's: first come, first served.
+    assert_eq!(*log.lock().unwrap(), [3, 7, 2, 1, 0, 6, 5, 4]);
+    for (i, s) in streams.iter_mut().enumerate() {
+        assert_eq!(datas(&drain(s)), [if i < 4 { "to a" } else { "to b" }]);
+    }
+    // A publish to one client is woken in the call: no task.
+    register(&mut streams, &log);
+    let one = hub.publish(Target::Client(ids[5]), None, "just you");
+    assert!(hub.queue_wake(one.wake, 1).is_none());
+    assert_eq!(log.lock().unwrap().last(), Some(&5));
+}
+
+#[test]
+fn a_dropped_queue_task_wakes_what_it_held_and_the_next_publish_starts_another() {
+    let hub = Hub::default();
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (_, mut streams) = logged_streams(&hub, 3, &log);
+    let published = hub.publish(Target::All, None, "one");
+    let task = hub.queue_wake(published.wake, 1).expect("a task to spawn");
+    assert_eq!(log.lock().unwrap().len(), 1);
+    drop(task);
+    assert_eq!(
+        log.lock().unwrap().len(),
+        3,
+        "the queued recipients are woken at once"
+    );
+    for s in &mut streams {
+        assert_eq!(datas(&drain(s)), ["one"]);
+    }
+    register(&mut streams, &log);
+    let published = hub.publish(Target::All, None, "two");
+    let task = hub
+        .queue_wake(published.wake, 1)
+        .expect("a new task, not a stuck queue");
+    futures_lite::future::block_on(task);
+    assert_eq!(log.lock().unwrap().len(), 6);
 }
