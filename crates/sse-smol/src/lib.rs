@@ -37,8 +37,9 @@ pub type Ex = Arc<Executor<'static>>;
 ///
 /// smol's executor runs tasks in the order they were woken, so every stream of a slice writes
 /// before a request that arrived meanwhile is read: at a few µs per write, 256 streams hold it
-/// up by a millisecond or two. With 4,096 (the hub's default slice) a broadcast `POST` at
-/// 19,000 streams waited 90–240 ms, the next broadcast with it (`BENCHMARKS.md`).
+/// up by a millisecond or two. At 19,000 streams (`BENCHMARKS.md`) a broadcast `POST` waited
+/// 2–3 ms (p50) with 256, 7–9 ms with 1,024 and 36–106 ms with 4,096, the hub's default slice,
+/// which also cost more CPU per event (the coordinator's next broadcast waits for the `POST`).
 pub const WAKE_SLICE: usize = 256;
 
 /// The protocol layer's runtime, on smol.
