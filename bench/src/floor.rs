@@ -31,8 +31,9 @@ struct Floor {
     slices: usize,
 }
 
-/// Serves the floor on `listener` until an accept fails: broadcasts are written by `slices`
-/// tasks at once (one per runtime thread).
+/// Serves the floor on `listener`, for good: broadcasts are written by `slices` tasks at once
+/// (one per runtime thread). A failed accept (out of descriptors, in a reconnect storm) is
+/// retried after 50 ms, as `sse_http::serve` does.
 pub async fn serve(listener: TcpListener, token: String, slices: usize) -> io::Result<()> {
     let floor = Arc::new(Floor {
         streams: Mutex::new(Vec::new()),
@@ -40,7 +41,14 @@ pub async fn serve(listener: TcpListener, token: String, slices: usize) -> io::R
         slices: slices.max(1),
     });
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                tracing::warn!(%err, "floor: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
         stream.set_nodelay(true)?;
         let floor = floor.clone();
         tokio::spawn(async move {
