@@ -10,7 +10,8 @@
 //! grows with the number of clients (waking a broadcast's recipients, sweeping stale clients) is
 //! a cursor stepped a bounded slice at a time ([`Slice`]), with no lock held between steps and
 //! wakers woken outside the lock. [`drive`] runs such a cursor on any executor, yielding between
-//! slices.
+//! slices; [`Hub::queue_wake`] drives the wake-ups of successive publishes in publish order, from
+//! one task.
 //!
 //! ```
 //! use std::time::{Duration, Instant};
