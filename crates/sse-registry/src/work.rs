@@ -80,6 +80,13 @@ impl WakeQueue {
         state.driving = next.is_some();
         next
     }
+
+    /// Leaves the queue undriven and takes what it holds (to drop, outside the lock).
+    fn abandon(&self) -> std::collections::VecDeque<crate::Wake> {
+        let mut state = self.lock();
+        state.driving = false;
+        std::mem::take(&mut state.pending)
+    }
 }
 
 /// Drives `hub`'s queued wake-ups in order until the queue is empty, yielding between slices.
@@ -92,27 +99,30 @@ pub(crate) fn drive_queue(
     hub: crate::Hub,
     budget: usize,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
-    struct Abandon(Option<crate::Hub>);
-    impl Drop for Abandon {
+    /// Abandons the queue when dropped, unless disarmed.
+    struct Driver {
+        hub: crate::Hub,
+        armed: bool,
+    }
+    impl Driver {
+        fn disarm(&mut self) {
+            self.armed = false;
+        }
+    }
+    impl Drop for Driver {
         fn drop(&mut self) {
-            if let Some(hub) = self.0.take() {
-                let pending = {
-                    let mut state = hub.inner.wakes.lock();
-                    state.driving = false;
-                    std::mem::take(&mut state.pending)
-                };
-                drop(pending);
+            if self.armed {
+                drop(self.hub.inner.wakes.abandon());
             }
         }
     }
-    let mut guard = Abandon(Some(hub));
+    let mut driver = Driver { hub, armed: true };
     async move {
         loop {
             futures_lite::future::yield_now().await;
-            let Some(hub) = guard.0.as_ref() else { return };
-            let Some(mut wake) = hub.inner.wakes.next() else {
+            let Some(mut wake) = driver.hub.inner.wakes.next() else {
                 // `next` left the queue undriven: nothing to abandon.
-                guard.0.take();
+                driver.disarm();
                 return;
             };
             drive(&mut wake, budget).await;
