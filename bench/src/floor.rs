@@ -49,7 +49,8 @@ pub async fn serve(listener: TcpListener, token: String, slices: usize) -> io::R
                 continue;
             }
         };
-        stream.set_nodelay(true)?;
+        // A peer gone already: its connection fails at its first read, not the server here.
+        let _ = stream.set_nodelay(true);
         let floor = floor.clone();
         tokio::spawn(async move {
             if let Err(err) = connection(stream, &floor).await {
