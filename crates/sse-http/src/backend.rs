@@ -1,5 +1,6 @@
 //! The seam for a cross-node backend: where the service sends what changes the hub.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -23,39 +24,85 @@ pub enum Recipients {
     All,
 }
 
-/// Why a backend could not do what it was asked: nothing was published (or it is not known
-/// whether it was), and the caller is told so (the service answers `503`).
+/// Why a backend did not do what it was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendError {
-    /// A short reason, for the response and the logs.
-    pub reason: String,
+#[non_exhaustive]
+pub enum BackendError {
+    /// The hub refused the change (an unknown client, no room for another, too many keys): the
+    /// service answers as it would for the in-memory hub (`404`, `503`, `429`, `400`).
+    Refused(sse_registry::Error),
+    /// The backend could not do it (its store unreachable, no answer in time): the service
+    /// answers `503` with `reason`.
+    Unavailable {
+        /// What failed, in the backend's own words: it is sent to the peer, so it must never be
+        /// a dependency's error text (which may name hosts, keys or ids); log that instead.
+        reason: Cow<'static, str>,
+        /// Whether the change may have been applied all the same (a write was sent, but its
+        /// reply was lost): retrying may then apply it twice.
+        maybe_applied: bool,
+    },
 }
 
 impl BackendError {
-    /// An error with this reason.
-    pub fn new(reason: impl Into<String>) -> Self {
-        Self {
+    /// The backend could not do it, and nothing was applied.
+    pub fn unavailable(reason: impl Into<Cow<'static, str>>) -> Self {
+        Self::Unavailable {
             reason: reason.into(),
+            maybe_applied: false,
         }
+    }
+
+    /// The backend does not know whether the change was applied (a write was sent, but its
+    /// reply was lost).
+    pub fn maybe_applied(reason: impl Into<Cow<'static, str>>) -> Self {
+        Self::Unavailable {
+            reason: reason.into(),
+            maybe_applied: true,
+        }
+    }
+
+    /// The same as [`unavailable`](Self::unavailable).
+    pub fn new(reason: impl Into<Cow<'static, str>>) -> Self {
+        Self::unavailable(reason)
+    }
+}
+
+impl From<sse_registry::Error> for BackendError {
+    fn from(err: sse_registry::Error) -> Self {
+        Self::Refused(err)
     }
 }
 
 impl fmt::Display for BackendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.reason)
+        match self {
+            Self::Refused(err) => write!(f, "refused: {err}"),
+            Self::Unavailable {
+                reason,
+                maybe_applied: false,
+            } => f.write_str(reason),
+            Self::Unavailable {
+                reason,
+                maybe_applied: true,
+            } => write!(f, "{reason} (may have been applied)"),
+        }
     }
 }
 
 impl std::error::Error for BackendError {}
 
-/// A backend that makes several services act as one hub (see the `sse-redis` crate).
+/// Where the service sends what changes the hub: the in-memory [`LocalBackend`] (the
+/// default), or a backend that makes several services act as one hub (see the `sse-redis`
+/// crate).
 ///
-/// With a backend ([`Sse::with_backend`](crate::Sse::with_backend)), the service no longer
-/// changes its [`Hub`](sse_registry::Hub) itself for what must be shared: it asks the backend,
-/// which applies the change on every node's hub (this one's included) before it returns. The
-/// service still validates requests against its own hub first (unknown ids, key limits; an id
-/// its hub does not know is first [looked up](Self::lookup) in the backend), and still reads
-/// from it (streams, names, the admin list). Without a backend, nothing changes.
+/// Every route goes through the backend, so a handler has one path whatever the backend is. A
+/// shared backend applies each change on every node's [`Hub`](sse_registry::Hub) (this one's
+/// included) before it returns, and refuses what the hub would refuse with
+/// [`BackendError::Refused`] (checking its own node's replica first: unknown ids, room, key
+/// limits). An id the service's hub does not know is first [looked up](Self::lookup) in the
+/// backend. The service still reads from its hub (streams, names, the admin list).
+///
+/// [`LocalBackend`]: crate::LocalBackend
 pub trait Backend: Send + Sync + 'static {
     /// Issues a client id, known to every node once this returns.
     fn issue(&self, name: Option<String>) -> BackendFuture<'_, ClientId>;

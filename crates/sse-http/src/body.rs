@@ -63,6 +63,7 @@ impl Body {
         keep_alive: Duration,
     ) -> Self {
         let sleep = runtime.sleep(keep_alive);
+        let now = runtime.now();
         Self {
             kind: Kind::Events(Box::new(EventBody {
                 greeting: Some(greeting),
@@ -70,7 +71,7 @@ impl Body {
                 runtime,
                 keep_alive,
                 sleep,
-                last_frame: Instant::now(),
+                last_frame: now,
             })),
         }
     }
@@ -117,12 +118,12 @@ impl EventBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         if let Some(greeting) = self.greeting.take() {
-            self.last_frame = Instant::now();
+            self.last_frame = self.runtime.now();
             return Poll::Ready(Some(Ok(Frame::data(greeting))));
         }
         match Pin::new(&mut self.stream).poll_next(cx) {
             Poll::Ready(Some(frame)) => {
-                self.last_frame = Instant::now();
+                self.last_frame = self.runtime.now();
                 return Poll::Ready(Some(Ok(Frame::data(frame))));
             }
             // Replaced by a newer stream of the same client, removed, or shut down.
@@ -133,7 +134,7 @@ impl EventBody {
             match self.sleep.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(()) => {
-                    let now = Instant::now();
+                    let now = self.runtime.now();
                     let due = self.last_frame + self.keep_alive;
                     if due <= now {
                         self.last_frame = now;

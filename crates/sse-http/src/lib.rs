@@ -29,10 +29,13 @@
 //! over [`Config::max_body`]) with a short reason; capacity limits are `503`. Admin routes need
 //! `Authorization: Bearer <token>` and are off (`403`) without a configured token.
 //!
-//! **A name is a capability.** Every client issued with a name gets the name's task events, and
-//! `completed` carries the submitting client's id, so a name must be as hard to guess as an id,
-//! or set by the application (say, a proxy that fills `?name=` from an authenticated session);
-//! it is not an identity the service checks.
+//! **Names.** Every client issued with a name gets the name's task events (`progress`,
+//! `completed`: the task id and a timestamp, never a client id). Without an
+//! [identity seam](Config) anyone may issue a client under any name; an application that has
+//! users should say who a request is instead (see the hardening notes in the README).
+//!
+//! Every route goes through a [`Backend`]: the in-memory [`LocalBackend`] by default, or a
+//! shared one (`sse-redis`); [`Route::parse`] says which route a request is for.
 //!
 //! ```
 //! use std::time::Duration;
@@ -61,20 +64,27 @@
 //! assert_eq!(sse.config().prefix, "/sse/");
 //! ```
 
+mod admin;
 mod backend;
 mod body;
 mod config;
+mod cors;
 mod kill;
 mod lean;
+mod local;
+mod reply;
+mod route;
 mod runtime;
 mod serve;
 mod service;
+mod tasks;
 
 pub use backend::{Backend, BackendError, BackendFuture, Recipients};
 pub use body::Body;
 pub use config::Config;
+pub use local::LocalBackend;
+pub use route::{Route, RouteError};
 pub use runtime::{BoxFuture, HyperRuntime, Runtime};
 pub use serve::{AppBody, AppService, BoxError, Listener, serve, serve_app};
-pub use service::{
-    CLIENT_JS, COMPLETED, MESSAGE, PROGRESS, REGISTERED, RESERVED, Sse, Task, TaskHandler,
-};
+pub use service::{CLIENT_JS, MESSAGE, REGISTERED, RESERVED, Sse};
+pub use tasks::{COMPLETED, PROGRESS, Task, TaskHandler};

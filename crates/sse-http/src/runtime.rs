@@ -19,6 +19,12 @@ pub trait Runtime: Send + Sync + 'static {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>>;
     /// Moves `sleep`'s deadline to `deadline`.
     fn reset(&self, sleep: &mut Pin<Box<dyn Sleep>>, deadline: Instant);
+    /// The current time, the clock of every deadline the protocol layer sets (keep-alives,
+    /// sweeps, the hub's `now`). The default is [`Instant::now`]; a test runtime may drive its
+    /// own clock.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
     /// How many streams a broadcast wakes before its wake-up yields to the executor (a slice of
     /// [`sse_registry::drive`]).
     ///
@@ -99,6 +105,10 @@ impl<R: Runtime + ?Sized> Runtime for std::sync::Arc<R> {
 
     fn reset(&self, sleep: &mut Pin<Box<dyn Sleep>>, deadline: Instant) {
         (**self).reset(sleep, deadline);
+    }
+
+    fn now(&self) -> Instant {
+        (**self).now()
     }
 
     fn wake_slice(&self) -> usize {

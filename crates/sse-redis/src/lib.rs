@@ -493,6 +493,8 @@ impl Backend for RedisBackend {
 
     fn issue(&self, name: Option<String>) -> BackendFuture<'_, ClientId> {
         Box::pin(async move {
+            // Checked against this node's replica, which every node shares.
+            self.shared.hub.has_room(name.as_deref())?;
             let id = ClientId::random();
             let text = id.to_string();
             let mut fields = vec![("op", "i"), ("id", text.as_str())];
@@ -506,6 +508,13 @@ impl Backend for RedisBackend {
 
     fn subscribe(&self, id: ClientId, key: EventName) -> BackendFuture<'_, ()> {
         Box::pin(async move {
+            // Checked here against this node's replica, applied on every node.
+            let hub = &self.shared.hub;
+            let keys = hub.keys(id)?;
+            let subscribed = keys.iter().any(|k| **k == *key.as_str());
+            if !subscribed && keys.len() >= hub.config().max_keys_per_client {
+                return Err(sse_registry::Error::TooManyKeys.into());
+            }
             let id = id.to_string();
             let fields = [("op", "s"), ("id", &id), ("key", key.as_str())];
             self.shared.submit(&fields).await.map(drop)
