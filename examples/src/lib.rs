@@ -1,9 +1,52 @@
 //! Runnable programs for the sse workspace; see `examples/README.md` for which to start with.
 //! The library part holds what the programs share with the tests.
 
+use std::convert::Infallible;
+
 use axum::Router;
 use axum::extract::Request;
 use axum::routing::{any, get};
+use http::{HeaderValue, Response, StatusCode, header};
+use sse_http::Body;
+
+/// The demo's page, served at `/`.
+pub const DEMO_PAGE: &str = include_str!("../demo/index.html");
+
+/// The demo's application: its page at `/`, the protocol under its prefix (what `serve_app`
+/// does not answer on its lean path reaches it here).
+pub fn demo_app(
+    sse: sse_http::Sse,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<Body>, Infallible>> + Send,
+> + Clone
++ Send
++ Sync
++ 'static {
+    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let sse = sse.clone();
+        async move {
+            Ok(match req.uri().path() {
+                "/" | "/index.html" => {
+                    let mut res = Response::new(Body::full(DEMO_PAGE));
+                    res.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/html; charset=utf-8"),
+                    );
+                    res
+                }
+                "/favicon.ico" => {
+                    let mut res = Response::new(Body::empty());
+                    *res.status_mut() = StatusCode::NO_CONTENT;
+                    res
+                }
+                _ => sse.handle(req).await,
+            })
+        }
+    })
+}
 
 /// An axum application with the SSE protocol mounted under its prefix (`/sse/`) beside the
 /// application's own routes. Spawn [`sse_http::Sse::sweeper`] once beside it.

@@ -923,14 +923,14 @@ fn the_sweeper_forgets_clients_that_never_come_back() {
 }
 
 /// A raw HTTP/1.1 connection, for checks on the wire format.
-struct Raw {
-    tcp: tokio::net::TcpStream,
+pub struct Raw {
+    pub tcp: tokio::net::TcpStream,
     /// Received and not yet taken.
     buf: Vec<u8>,
 }
 
 impl Raw {
-    async fn connect(addr: SocketAddr) -> Self {
+    pub async fn connect(addr: SocketAddr) -> Self {
         let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
         Self {
             tcp,
@@ -940,7 +940,7 @@ impl Raw {
 
     /// Writes `request` (in two pieces, a moment apart, as a slow client would) and reads the
     /// response head; returns it as text, in lower case, and the body if it has a length.
-    async fn request(&mut self, request: &str) -> (String, Option<String>) {
+    pub async fn request(&mut self, request: &str) -> (String, Option<String>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (first, second) = request.as_bytes().split_at(request.len() / 2);
         self.tcp.write_all(first).await.expect("write");

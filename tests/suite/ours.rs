@@ -5,7 +5,35 @@ use std::time::Duration;
 
 use super::start_server;
 use super::suite::client::PATIENCE;
-use super::suite::{config, run};
+use super::suite::{Raw, config, run};
+
+/// A keep-alive connection idle between requests does not hold up a graceful shutdown: it is
+/// closed at once, as hyper closes its idle connections, not after `shutdown_timeout` (longer
+/// here than `Server::stop` waits).
+#[test]
+fn an_idle_keep_alive_connection_is_closed_at_shutdown() {
+    use tokio::io::AsyncReadExt;
+    let mut config = config();
+    config.shutdown_timeout = PATIENCE * 6;
+    let mut server = start_server(config);
+    let addr = server.addr;
+    run(async move {
+        let mut idle = Raw::connect(addr).await;
+        let (head, _) = idle
+            .request("POST /sse/clients HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await;
+        assert!(head.starts_with("http/1.1 201 created\r\n"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+        // Fails if the idle connection keeps the server from stopping.
+        server.stop();
+        let mut rest = [0u8; 64];
+        let end = tokio::time::timeout(PATIENCE, idle.tcp.read(&mut rest)).await;
+        assert!(
+            matches!(end, Ok(Ok(0) | Err(_))),
+            "the server closed the idle connection: {end:?}"
+        );
+    });
+}
 
 /// A connection that would hold the shutdown up (a request body that never comes) is dropped
 /// once `shutdown_timeout` has passed, and no new id is issued while shutting down.

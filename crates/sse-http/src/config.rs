@@ -46,12 +46,12 @@ pub struct Config {
     /// The registry's own limits: total clients (beyond it, 503), keys per client, queues,
     /// history, grace periods.
     pub registry: sse_registry::Config,
-    /// Whether [`serve`](crate::serve) answers bodiless HTTP/1.1 requests (registering,
-    /// subscribing, opening a stream) with its lean writer instead of hyper: the same responses
-    /// (a stream close-delimited), for about 1 KiB per open stream instead of hyper's
-    /// per-connection buffers (8–24 KiB). A connection goes to hyper for good at its first
-    /// request with a body, or on HTTP/2. Default: on. ([`serve_app`](crate::serve_app) never
-    /// uses it: its application may add middleware that every request must go through.)
+    /// Whether [`serve`](crate::serve) and [`serve_app`](crate::serve_app) answer bodiless
+    /// HTTP/1.1 requests of the protocol (registering, subscribing, opening a stream) with
+    /// their lean writer instead of hyper: the same responses (a stream close-delimited), for a
+    /// few KiB per open stream instead of hyper's per-connection buffers (8–24 KiB). A
+    /// connection goes to hyper for good at its first request with a body, one of the
+    /// application's (under `serve_app`), or on HTTP/2. Default: on.
     pub lean_streams: bool,
 }
 

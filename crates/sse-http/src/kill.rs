@@ -54,6 +54,26 @@ impl Drop for Switch {
     }
 }
 
+impl Killed {
+    /// Whether the switch has been killed (or dropped).
+    pub(crate) fn is_killed(&self) -> bool {
+        self.0.killed.load(Ordering::SeqCst)
+    }
+
+    /// Completes once the switch is killed (or dropped). It takes the lock shared by every
+    /// waiter when polled: for waits that are not on the path of every event (an idle
+    /// connection between requests), unlike [`until_killed`].
+    pub(crate) async fn wait(&self) {
+        let notified = self.0.notify.notified();
+        let mut notified = std::pin::pin!(notified);
+        notified.as_mut().enable();
+        if self.is_killed() {
+            return;
+        }
+        notified.await;
+    }
+}
+
 /// `connection`, dropped (closing its socket) once `killed`'s switch is killed or dropped.
 pub(crate) fn until_killed(
     killed: Killed,
@@ -114,6 +134,21 @@ impl<C: Future<Output = ()>, W: Future<Output = ()>> Future for UntilKilled<C, W
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wait_ends_at_the_kill_even_if_it_began_after() {
+        let (switch, killed) = switch();
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut before = Box::pin(killed.wait());
+        assert!(before.as_mut().poll(&mut cx).is_pending());
+        assert!(!killed.is_killed());
+        switch.kill();
+        assert!(before.as_mut().poll(&mut cx).is_ready());
+        let mut after = Box::pin(killed.wait());
+        assert!(after.as_mut().poll(&mut cx).is_ready());
+        assert!(killed.is_killed());
+    }
     use std::sync::atomic::AtomicUsize;
     use std::task::Wake;
 

@@ -26,7 +26,7 @@ use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{HeaderName, HeaderValue, Method, Request, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version};
 use http_body::Body as _;
 use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
 
@@ -60,10 +60,17 @@ pub(crate) enum Next {
 /// Reads the next request head of a connection into `buf` (which may already hold bytes that
 /// followed the previous request) and decides who answers it. On `Request`, the head's bytes
 /// are removed from `buf`.
-pub(crate) async fn next<I: Read + Unpin>(io: &mut I, buf: &mut Vec<u8>) -> Next {
+///
+/// With `prefix`, only requests whose path starts with it are answered here (the protocol's,
+/// under [`serve_app`](crate::serve_app)): any other request hands the connection to hyper.
+pub(crate) async fn next<I: Read + Unpin>(
+    io: &mut I,
+    buf: &mut Vec<u8>,
+    prefix: Option<&str>,
+) -> Next {
     loop {
         if !buf.is_empty() {
-            match classify(buf) {
+            match classify(buf, prefix) {
                 Some(Some((req, used))) => {
                     buf.drain(..used);
                     return Next::Request(Box::new(req));
@@ -96,7 +103,7 @@ const READ_CHUNK: usize = 1024;
 
 /// `None` while the head is incomplete; then the request and the length of its head if the
 /// lean path answers it.
-fn classify(head: &[u8]) -> Option<Option<(Request<Body>, usize)>> {
+fn classify(head: &[u8], prefix: Option<&str>) -> Option<Option<(Request<Body>, usize)>> {
     // The HTTP/2 connection preface starts with `PRI`: hyper's.
     if head.starts_with(b"PRI") || b"PRI".starts_with(head) {
         return Some(None);
@@ -108,6 +115,9 @@ fn classify(head: &[u8]) -> Option<Option<(Request<Body>, usize)>> {
         Ok(httparse::Status::Partial) => return None,
         Err(_) => return Some(None),
     };
+    if prefix.is_some_and(|prefix| !parsed.path.is_some_and(|p| p.starts_with(prefix))) {
+        return Some(None);
+    }
     Some(lean_request(&parsed).map(|req| (req, used)))
 }
 
@@ -151,49 +161,25 @@ fn wants_close(req: &Request<Body>) -> bool {
 
 /// Answers `req` with `sse` and writes the response to `io`: a whole body with its length, or an
 /// event stream until it ends, the client goes away, or a write fails. Returns whether the
-/// connection may carry another request (never after a stream).
+/// connection may carry another request (never after a stream, nor when `last`: the server is
+/// shutting down, and says so with `connection: close`).
 pub(crate) async fn respond<I: Read + Write + Unpin>(
     io: &mut I,
     sse: &Sse,
     req: Request<Body>,
+    last: bool,
 ) -> bool {
-    let close = wants_close(&req);
+    let close = last || wants_close(&req);
     // Boxed: routing's state is large and short-lived, and inline it would stay in the task of
     // every open stream.
     let res = Box::pin(sse.handle(req)).await;
     let (parts, mut body) = res.into_parts();
     let length = body.size_hint().exact();
     let keep_alive = length.is_some() && !close;
-    let mut head = Vec::with_capacity(256);
-    head.extend_from_slice(b"HTTP/1.1 ");
-    head.extend_from_slice(parts.status.as_str().as_bytes());
-    head.push(b' ');
-    head.extend_from_slice(
-        parts
-            .status
-            .canonical_reason()
-            .unwrap_or("Unknown")
-            .as_bytes(),
-    );
-    head.extend_from_slice(b"\r\n");
-    for (name, value) in &parts.headers {
-        head.extend_from_slice(name.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
-    }
-    head.extend_from_slice(b"date: ");
-    head.extend_from_slice(httpdate::fmt_http_date(SystemTime::now()).as_bytes());
-    head.extend_from_slice(b"\r\n");
-    if let Some(len) = length {
-        head.extend_from_slice(b"content-length: ");
-        head.extend_from_slice(len.to_string().as_bytes());
-        head.extend_from_slice(b"\r\n");
-    }
-    if !keep_alive {
-        head.extend_from_slice(b"connection: close\r\n");
-    }
-    head.extend_from_slice(b"\r\n");
+    let head = {
+        let date = httpdate::fmt_http_date(SystemTime::now());
+        head(parts.status, &parts.headers, length, keep_alive, &date)
+    };
     // Not kept across the writing (a stream's whole life).
     drop(parts);
     let mut writer = Writer {
@@ -210,6 +196,47 @@ pub(crate) async fn respond<I: Read + Write + Unpin>(
     }
     let _ = poll_fn(|cx| Pin::new(&mut *io).poll_shutdown(cx)).await;
     false
+}
+
+/// The head of a response as hyper's HTTP/1.1 server writes it, byte for byte (checked by
+/// the tests against hyper itself): the status line, the headers in their order, `connection:
+/// close` when the connection ends after it, the body's `content-length` (never on a `1xx`,
+/// `204` or `304`, which have no body), and `date`. A body of unknown length is close-delimited
+/// here (hyper would chunk it): it is only ever an event stream, which ends the connection.
+pub(crate) fn head(
+    status: StatusCode,
+    headers: &HeaderMap,
+    length: Option<u64>,
+    keep_alive: bool,
+    date: &str,
+) -> Vec<u8> {
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(status.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
+    head.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if !keep_alive {
+        head.extend_from_slice(b"connection: close\r\n");
+    }
+    let bodiless = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    if let Some(len) = length.filter(|_| !bodiless) {
+        head.extend_from_slice(b"content-length: ");
+        head.extend_from_slice(len.to_string().as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"date: ");
+    head.extend_from_slice(date.as_bytes());
+    head.extend_from_slice(b"\r\n\r\n");
+    head
 }
 
 /// The state of a response being written.
@@ -379,7 +406,7 @@ mod tests {
     use super::*;
 
     fn kind(head: &[u8]) -> &'static str {
-        match classify(head) {
+        match classify(head, None) {
             None => "partial",
             Some(None) => "hyper",
             Some(Some(_)) => "lean",
@@ -435,6 +462,101 @@ mod tests {
             kind(format!("GET /sse/events/x HTTP/1.1\r\n{many}\r\n").as_bytes()),
             "hyper"
         );
+    }
+
+    #[test]
+    fn under_a_prefix_only_the_protocols_requests_are_lean() {
+        let lean = |head: &[u8]| matches!(classify(head, Some("/sse/")), Some(Some(_)));
+        assert!(lean(b"GET /sse/events/x HTTP/1.1\r\n\r\n"));
+        assert!(lean(b"POST /sse/clients HTTP/1.1\r\n\r\n"));
+        assert!(!lean(b"GET / HTTP/1.1\r\n\r\n"));
+        assert!(!lean(b"GET /ssex HTTP/1.1\r\n\r\n"));
+        assert!(!lean(b"GET /sse HTTP/1.1\r\n\r\n"));
+        assert!(!lean(b"GET http://host/sse/events/x HTTP/1.1\r\n\r\n"));
+        // Incomplete is still incomplete.
+        assert!(classify(b"GET /ss", Some("/sse/")).is_none());
+    }
+
+    /// The head of the answer to `request`, from hyper serving `sse`, or from the lean path;
+    /// the date's value blanked out.
+    async fn answer_head(sse: &Sse, request: &str, lean: bool) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let mut server = hyper_util::rt::TokioIo::new(server);
+        let sse = sse.clone();
+        let raw = request.as_bytes().to_vec();
+        let served = tokio::spawn(async move {
+            if lean {
+                let Some(Some((req, _))) = classify(&raw, None) else {
+                    panic!("not a lean request");
+                };
+                respond(&mut server, &sse, req, false).await;
+            } else {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(server, sse)
+                    .await;
+            }
+        });
+        client.write_all(request.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut buf = [0u8; 1024];
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before the head's end: {got:?}");
+            got.extend_from_slice(&buf[..n]);
+        }
+        drop(client);
+        let _ = served.await;
+        let text = String::from_utf8(got).unwrap();
+        let head = &text[..text.find("\r\n\r\n").unwrap() + 4];
+        head.lines()
+            .map(|line| {
+                if line.starts_with("date: ") {
+                    "date: -"
+                } else {
+                    line
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn response_heads_are_hypers_byte_for_byte() {
+        let rt = crate::HyperRuntime::new(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioTimer::new(),
+        );
+        let config = crate::Config {
+            cors_origins: vec!["http://app.example".into()],
+            ..crate::Config::default()
+        };
+        let sse = Sse::new(config, rt, |_task: crate::Task| async {});
+        let id = sse.hub().issue(None, std::time::Instant::now()).unwrap();
+        let requests = [
+            "GET /sse/client.js HTTP/1.1\r\nhost: x\r\n\r\n".to_owned(),
+            "POST /sse/clients HTTP/1.1\r\nhost: x\r\n\r\n".to_owned(),
+            format!("PUT /sse/listen/{id}/news HTTP/1.1\r\nhost: x\r\n\r\n"),
+            format!("DELETE /sse/listen/{id}/news HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"),
+            format!("PUT /sse/tasks/{id}/t1 HTTP/1.1\r\nhost: x\r\n\r\n"),
+            "GET /sse/nowhere HTTP/1.1\r\nhost: x\r\n\r\n".to_owned(),
+            "GET /elsewhere HTTP/1.1\r\nhost: x\r\n\r\n".to_owned(),
+            format!("POST /sse/events/{id} HTTP/1.1\r\nhost: x\r\n\r\n"),
+            "GET /sse/events/bad HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".to_owned(),
+            "GET /sse/stats HTTP/1.1\r\nhost: x\r\norigin: http://app.example\r\n\r\n".to_owned(),
+            "OPTIONS /sse/clients HTTP/1.1\r\nhost: x\r\norigin: http://app.example\r\naccess-control-request-method: POST\r\n\r\n".to_owned(),
+        ];
+        for request in &requests {
+            let hyper = answer_head(&sse, request, false).await;
+            let lean = answer_head(&sse, request, true).await;
+            assert_eq!(lean, hyper, "{request}");
+        }
+        // A 204 has no content-length; a 202 without a body says it is empty.
+        let no_content = answer_head(&sse, &requests[2], true).await;
+        assert!(no_content.starts_with("HTTP/1.1 204 No Content"));
+        assert!(!no_content.contains("content-length"), "{no_content}");
+        let accepted = answer_head(&sse, &requests[4], true).await;
+        assert!(accepted.contains("content-length: 0"), "{accepted}");
     }
 
     #[test]

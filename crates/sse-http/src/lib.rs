@@ -7,8 +7,8 @@
 //! hyper's own `Executor` and `Timer` traits. [`serve`] runs the accept loop: bodiless HTTP/1.1
 //! requests, event streams above all, are answered by a lean writer of its own (about 3.5 KiB
 //! per open stream, all told, where hyper keeps ~20 KiB of buffers per connection), everything
-//! else by hyper (HTTP/1.1 and h2c); [`serve_app`] hands every connection to hyper and an
-//! application service.
+//! else by hyper (HTTP/1.1 and h2c); [`serve_app`] does the same for the protocol's requests
+//! and hands every other request (and its connection) to hyper and an application service.
 //!
 //! | route | does | answers |
 //! |---|---|---|

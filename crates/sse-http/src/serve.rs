@@ -95,7 +95,7 @@ where
         + 'static,
     T: Timer + Clone + Send + Sync + 'static,
 {
-    let lean = sse.config().lean_streams;
+    let lean = sse.config().lean_streams.then_some(Lean::All);
     run(listener, executor, timer, sse.clone(), sse, lean, shutdown).await
 }
 
@@ -105,8 +105,16 @@ where
 /// finish. Also runs `sse`'s stale sweeper. Every connection speaks HTTP/1.1 or HTTP/2 (h2c),
 /// whichever the client starts with.
 ///
-/// `app` is usually `sse` itself, or an application service that hands the protocol's requests
-/// to [`Sse::handle`] and answers others itself.
+/// `app` is an application service (a hyper `service_fn`, an axum `Router`) that answers its
+/// own routes and hands the protocol's requests to [`Sse::handle`]. With
+/// [`Config::lean_streams`](crate::Config::lean_streams) on (the default), bodiless HTTP/1.1
+/// requests under the protocol's prefix (registering, subscribing, event streams) are answered
+/// by `sse` on [`serve`]'s lean path, without `app`, for a few KiB per open stream instead of
+/// hyper's buffers; the first request of a connection that is not one of those (any of the
+/// application's, or one with a body) hands the connection to hyper and `app` for good. So
+/// `app`'s middleware does not see the requests of the lean path: what it would check there
+/// (who a request is, whether it may subscribe) belongs in the service's identity seam, which
+/// runs on both paths.
 pub async fn serve_app<L, E, T, S, B>(
     listener: L,
     executor: E,
@@ -122,18 +130,28 @@ where
     S: AppService<B>,
     B: AppBody,
 {
-    run(listener, executor, timer, sse, app, false, shutdown).await
+    let lean = sse.config().lean_streams.then_some(Lean::Prefix);
+    run(listener, executor, timer, sse, app, lean, shutdown).await
 }
 
-/// The accept loop of [`serve`] and [`serve_app`]; `lean`: the lean path for stream
-/// connections (only where `app` is `sse` itself, so that it bypasses nothing).
+/// Which requests the lean path answers.
+#[derive(Clone, Copy)]
+enum Lean {
+    /// Every bodiless HTTP/1.1 request (`app` is `sse`).
+    All,
+    /// Those under the protocol's prefix (the rest are `app`'s).
+    Prefix,
+}
+
+/// The accept loop of [`serve`] and [`serve_app`]; `lean`: which requests the lean path
+/// answers (none without it).
 async fn run<L, E, T, S, B>(
     mut listener: L,
     executor: E,
     timer: T,
     sse: Sse,
     app: S,
-    lean: bool,
+    lean: Option<Lean>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()>
 where
@@ -160,6 +178,9 @@ where
     // Killed when the shutdown timeout has passed (or this returns): connections still open
     // are dropped.
     let (kill, killed) = kill::switch();
+    // Fired when the accept loop stops: lean connections idle between requests close, as
+    // hyper's do on a graceful shutdown.
+    let (drain, draining) = kill::switch();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
@@ -168,26 +189,39 @@ where
         })
         .await;
         match accepted {
-            Some(Ok(io)) if !lean => {
-                let conn = builder.serve_connection(io, app.clone());
-                let conn = graceful.watch(conn.into_owned());
-                executor.execute(until_killed(killed.clone(), async move {
-                    if let Err(err) = conn.await {
-                        tracing::debug!(%err, "connection ended with an error");
-                    }
-                }));
-            }
-            Some(Ok(mut io)) => {
+            Some(Ok(io)) => {
+                let Some(lean) = lean else {
+                    let conn = builder.serve_connection(io, app.clone());
+                    let conn = graceful.watch(conn.into_owned());
+                    executor.execute(until_killed(killed.clone(), async move {
+                        if let Err(err) = conn.await {
+                            tracing::debug!(%err, "connection ended with an error");
+                        }
+                    }));
+                    continue;
+                };
                 // The watcher, held until the connection ends, makes the graceful shutdown
                 // wait for lean connections too.
                 let watcher = graceful.watcher();
                 let (builder, app, sse, timer) =
                     (builder.clone(), app.clone(), sse.clone(), timer.clone());
+                let draining = draining.clone();
                 executor.execute(until_killed(killed.clone(), async move {
+                    let prefix = match lean {
+                        Lean::All => None,
+                        Lean::Prefix => Some(sse.config().prefix.as_str()),
+                    };
+                    let mut io = io;
                     let mut buf = Vec::new();
                     loop {
-                        let next = future::or(lean::next(&mut io, &mut buf), async {
-                            timer.sleep(HEAD_TIMEOUT).await;
+                        let idle = buf.is_empty();
+                        let next = future::or(lean::next(&mut io, &mut buf, prefix), async {
+                            // Idle between requests: closed at once on a shutdown.
+                            if idle {
+                                future::or(draining.wait(), timer.sleep(HEAD_TIMEOUT)).await;
+                            } else {
+                                timer.sleep(HEAD_TIMEOUT).await;
+                            }
                             lean::Next::Closed
                         })
                         .await;
@@ -197,7 +231,7 @@ where
                                     // Nothing pipelined: free the head's buffer meanwhile.
                                     buf = Vec::new();
                                 }
-                                if !lean::respond(&mut io, &sse, *req).await {
+                                if !lean::respond(&mut io, &sse, *req, draining.is_killed()).await {
                                     break;
                                 }
                             }
@@ -225,6 +259,7 @@ where
         }
     }
     drop(listener);
+    drain.kill();
     sse.shutdown().await;
     // Completes once every connection task has ended: each holds a watcher (or a watched
     // connection) until then.

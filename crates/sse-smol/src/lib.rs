@@ -67,8 +67,10 @@ pub async fn serve(
     sse_http::serve(Tcp(listener), executor, timer, sse, shutdown).await
 }
 
-/// Like [`serve`], but connections are answered by `app`, an application service that hands
-/// the protocol's requests to `sse` (with [`Sse::handle`]) and answers others itself.
+/// Like [`serve`], but beside an application: `app` answers its own routes and hands the
+/// protocol's requests to `sse` (with [`Sse::handle`]); the protocol's bodiless HTTP/1.1
+/// requests (event streams above all) are answered on the lean path without it (see
+/// [`sse_http::serve_app`]).
 pub async fn serve_app<S, B>(
     ex: &Ex,
     listener: TcpListener,

@@ -6,16 +6,12 @@
 //! to keys, and logs every event. The admin token may also come from `SSE_ADMIN_TOKEN`; without
 //! one, the admin routes are off.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use http::{HeaderValue, Request, Response, StatusCode, header};
-use sse_http::{Body, Config, Sse, Task};
-
-/// The page at `/`.
-const PAGE: &str = include_str!("../../demo/index.html");
+use sse_examples::demo_app as app;
+use sse_http::{Config, Sse, Task};
 
 #[derive(Debug, Parser)]
 #[command(about = "The sse demo server")]
@@ -130,39 +126,4 @@ fn main() -> std::io::Result<()> {
             served
         }
     }
-}
-
-/// The page at `/`, the protocol under its prefix.
-fn app(
-    sse: Sse,
-) -> impl hyper::service::Service<
-    Request<hyper::body::Incoming>,
-    Response = Response<Body>,
-    Error = Infallible,
-    Future = impl Future<Output = Result<Response<Body>, Infallible>> + Send,
-> + Clone
-+ Send
-+ Sync
-+ 'static {
-    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-        let sse = sse.clone();
-        async move {
-            Ok(match req.uri().path() {
-                "/" | "/index.html" => {
-                    let mut res = Response::new(Body::full(PAGE));
-                    res.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/html; charset=utf-8"),
-                    );
-                    res
-                }
-                "/favicon.ico" => {
-                    let mut res = Response::new(Body::empty());
-                    *res.status_mut() = StatusCode::NO_CONTENT;
-                    res
-                }
-                _ => sse.handle(req).await,
-            })
-        }
-    })
 }
