@@ -20,6 +20,10 @@ pub struct Config {
     pub retry: Duration,
     /// How often the stale sweep runs. Default: 10 s.
     pub sweep_interval: Duration,
+    /// How long a connection may take to send a request head, counted from its start or, on a
+    /// keep-alive connection, from the end of the last response; then it is closed (a slow or silent peer holds no connection longer). Applies to the lean path
+    /// and to hyper's HTTP/1.1 connections (`header_read_timeout`). Default: 30 s.
+    pub head_timeout: Duration,
     /// How long a graceful shutdown waits for connections to finish after ending every stream,
     /// before the adapter drops them. Default: 10 s.
     pub shutdown_timeout: Duration,
@@ -63,6 +67,7 @@ impl Default for Config {
             keep_alive: Duration::from_secs(15),
             retry: Duration::from_secs(2),
             sweep_interval: Duration::from_secs(10),
+            head_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
             cors_origins: Vec::new(),
             cors_credentials: false,
@@ -78,6 +83,61 @@ impl Default for Config {
     }
 }
 
+/// What is wrong with a [`Config`], as [`Config::validate`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// [`Config::admin_token`] is empty or only whitespace: it would let through anyone who
+    /// sends `Authorization: Bearer ` (the admin routes are off with `None`).
+    EmptyAdminToken,
+    /// [`Config::prefix`] holds a character other than an unreserved URL one or `/`, or `//`.
+    BadPrefix,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::EmptyAdminToken => {
+                "the admin token is empty (use None to turn the admin routes off)"
+            }
+            Self::BadPrefix => "the prefix must be a path of unreserved URL characters",
+        })
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Checks the configuration. The service's constructors
+    /// ([`Sse::new`](crate::Sse::new) and the others) panic with this error on a configuration
+    /// that fails it, so a program that takes its configuration from outside should call this
+    /// first and report the error.
+    ///
+    /// ```
+    /// use sse_http::{Config, ConfigError};
+    ///
+    /// let mut config = Config::default();
+    /// config.admin_token = Some("  ".into());
+    /// assert_eq!(config.validate(), Err(ConfigError::EmptyAdminToken));
+    /// config.admin_token = Some("change me".into());
+    /// assert_eq!(config.validate(), Ok(()));
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self
+            .admin_token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(ConfigError::EmptyAdminToken);
+        }
+        let unreserved = |c: char| c.is_ascii_alphanumeric() || "-._~/".contains(c);
+        if !self.prefix.chars().all(unreserved) || self.prefix.contains("//") {
+            return Err(ConfigError::BadPrefix);
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
@@ -89,6 +149,7 @@ impl fmt::Debug for Config {
             .field("keep_alive", &self.keep_alive)
             .field("retry", &self.retry)
             .field("sweep_interval", &self.sweep_interval)
+            .field("head_timeout", &self.head_timeout)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("cors_origins", &self.cors_origins)
             .field("cors_credentials", &self.cors_credentials)
@@ -101,5 +162,27 @@ impl fmt::Debug for Config {
             .field("registry", &self.registry)
             .field("lean_streams", &self.lean_streams)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_and_tokens_are_checked() {
+        let mut config = Config::default();
+        assert_eq!(config.validate(), Ok(()));
+        for bad in ["/a b/", "/sse//x/", "/s\u{e9}/", "/a?b/"] {
+            config.prefix = bad.into();
+            assert_eq!(config.validate(), Err(ConfigError::BadPrefix), "{bad}");
+        }
+        config.prefix = "/api/v1/events/".into();
+        config.admin_token = Some(String::new());
+        assert_eq!(config.validate(), Err(ConfigError::EmptyAdminToken));
+        config.admin_token = Some("\t\n".into());
+        assert_eq!(config.validate(), Err(ConfigError::EmptyAdminToken));
+        config.admin_token = None;
+        assert_eq!(config.validate(), Ok(()));
     }
 }

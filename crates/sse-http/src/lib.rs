@@ -81,7 +81,7 @@ mod tasks;
 
 pub use backend::{Backend, BackendError, BackendFuture, Recipients};
 pub use body::Body;
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use local::LocalBackend;
 pub use route::{Route, RouteError};
 pub use runtime::{BoxFuture, HyperRuntime, Runtime};

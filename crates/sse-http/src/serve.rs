@@ -20,10 +20,6 @@ use crate::lean;
 use crate::runtime::BoxFuture;
 use crate::service::Sse;
 
-/// How long a connection on the lean path may take to send a request head, or stay idle between
-/// requests; then it is closed. (hyper's connections have hyper's own timeouts.)
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// A source of accepted connections: a runtime's TCP listener, wrapped by its adapter.
 pub trait Listener: Send {
     /// A connection, as hyper reads and writes it.
@@ -172,7 +168,11 @@ where
     }));
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(executor.clone());
-    builder.http1().timer(timer.clone());
+    let head_timeout = sse.config().head_timeout;
+    builder
+        .http1()
+        .timer(timer.clone())
+        .header_read_timeout(head_timeout);
     builder.http2().timer(timer.clone());
     let builder = Arc::new(builder);
     // Killed when the shutdown timeout has passed (or this returns): connections still open
@@ -218,9 +218,9 @@ where
                         let next = future::or(lean::next(&mut io, &mut buf, prefix), async {
                             // Idle between requests: closed at once on a shutdown.
                             if idle {
-                                future::or(draining.wait(), timer.sleep(HEAD_TIMEOUT)).await;
+                                future::or(draining.wait(), timer.sleep(head_timeout)).await;
                             } else {
-                                timer.sleep(HEAD_TIMEOUT).await;
+                                timer.sleep(head_timeout).await;
                             }
                             lean::Next::Closed
                         })

@@ -67,6 +67,10 @@ impl fmt::Debug for Sse {
 
 impl Sse {
     /// A service on a new in-memory hub. `tasks` runs the tasks clients submit.
+    ///
+    /// # Panics
+    ///
+    /// If `config` fails [`Config::validate`].
     pub fn new(config: Config, runtime: impl Runtime, tasks: impl TaskHandler) -> Self {
         let hub = Hub::new(config.registry.clone());
         Self::with_hub(config, hub, runtime, tasks)
@@ -74,6 +78,10 @@ impl Sse {
 
     /// A service on an existing hub (to share it, or publish to it from elsewhere), with the
     /// in-memory [`LocalBackend`].
+    ///
+    /// # Panics
+    ///
+    /// If `config` fails [`Config::validate`].
     pub fn with_hub(
         config: Config,
         hub: Hub,
@@ -89,6 +97,11 @@ impl Sse {
     /// published event) through `backend`, so that several services act as one hub (see
     /// [`Backend`]). Requests the backend cannot serve (its store unreachable, say) are
     /// answered `503`.
+    ///
+    /// # Panics
+    ///
+    /// If `config` fails [`Config::validate`] (as do [`new`](Self::new) and
+    /// [`with_hub`](Self::with_hub)).
     pub fn with_backend(
         config: Config,
         hub: Hub,
@@ -96,6 +109,9 @@ impl Sse {
         runtime: Arc<dyn Runtime>,
         tasks: impl TaskHandler,
     ) -> Self {
+        if let Err(err) = config.validate() {
+            panic!("invalid sse_http::Config: {err}");
+        }
         let mut config = config;
         if !config.prefix.starts_with('/') {
             config.prefix.insert(0, '/');

@@ -32,6 +32,49 @@ struct Args {
     /// (`redis://127.0.0.1:6379`); without it, the hub is in memory.
     #[arg(long, env = "SSE_REDIS")]
     redis: Option<String>,
+    /// An origin allowed to call the protocol from a browser page on another origin
+    /// (`https://app.example`, or `*` for any); repeat for more. None: no CORS headers.
+    #[arg(
+        long = "cors-origin",
+        value_name = "ORIGIN",
+        env = "SSE_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
+    /// Let the origins listed by name send cookies (`withCredentials`).
+    #[arg(long, env = "SSE_CORS_CREDENTIALS")]
+    cors_credentials: bool,
+    /// Events kept for replay to reconnecting clients (`Last-Event-ID`).
+    #[arg(long, value_name = "EVENTS", env = "SSE_HISTORY", default_value_t = Config::default().registry.history_len)]
+    history: usize,
+    /// How long a client whose stream ended is kept for it to reconnect, in seconds.
+    #[arg(long, value_name = "SECS", env = "SSE_IDLE_TIMEOUT", default_value_t = Config::default().registry.grace.as_secs())]
+    idle_timeout: u64,
+    /// A comment is written on a stream idle this long, in seconds.
+    #[arg(long, value_name = "SECS", env = "SSE_KEEP_ALIVE", default_value_t = Config::default().keep_alive.as_secs())]
+    keep_alive: u64,
+    /// How long a connection may take to send a request head, in seconds.
+    #[arg(long, value_name = "SECS", env = "SSE_HEAD_TIMEOUT", default_value_t = Config::default().head_timeout.as_secs())]
+    head_timeout: u64,
+    /// Most clients the hub holds at once.
+    #[arg(long, value_name = "N", env = "SSE_MAX_CLIENTS", default_value_t = Config::default().registry.max_clients)]
+    max_clients: usize,
+}
+
+impl Args {
+    /// The service's configuration from the options.
+    fn config(&self) -> Config {
+        let mut config = Config::default();
+        config.admin_token = self.admin_token.clone();
+        config.cors_origins = self.cors_origins.clone();
+        config.cors_credentials = self.cors_credentials;
+        config.keep_alive = Duration::from_secs(self.keep_alive.max(1));
+        config.head_timeout = Duration::from_secs(self.head_timeout.max(1));
+        config.registry.history_len = self.history;
+        config.registry.grace = Duration::from_secs(self.idle_timeout);
+        config.registry.max_clients = self.max_clients;
+        config
+    }
 }
 
 /// The service: on an in-memory hub, or on one shared through Redis.
@@ -80,8 +123,11 @@ fn main() -> std::io::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let mut config = Config::default();
-    config.admin_token = args.admin_token.filter(|t| !t.is_empty());
+    let config = args.config();
+    if let Err(err) = config.validate() {
+        eprintln!("demo: {err}");
+        std::process::exit(2);
+    }
     if config.admin_token.is_none() {
         tracing::info!("no admin token: admin routes are off");
     }
