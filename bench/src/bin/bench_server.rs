@@ -12,6 +12,11 @@
 //!   `{"delivered": receiver_count}`). It has no replay: `Last-Event-ID` is ignored.
 //! - `floor`: [`sse_loadbench::floor`], the same routes with nothing but one `send` per client
 //!   per broadcast: what the machine allows any server.
+//! - `axum-mount`: ours inside an axum application served by `axum::serve`, as
+//!   `examples/examples/axum_mount.rs` embeds it (hyper holds every connection).
+//!
+//! The demo binary (`cargo run --release --bin demo`) is measured as it is, not through this
+//! harness: `loadgen --modes demo-tokio,demo-smol` starts it.
 //!
 //! With `--redis URL` (tokio and smol modes), the hub is shared with every other server on that
 //! Redis through [`sse_redis::RedisBackend`], as `sse_http::Sse::with_backend` wires it: the
@@ -51,6 +56,10 @@ enum Mode {
     Baseline,
     /// The floor: one `send` per client per broadcast, nothing else.
     Floor,
+    /// Ours mounted in an axum application served by `axum::serve`, exactly as
+    /// `examples/examples/axum_mount.rs` does (`sse_examples::axum_router`): hyper holds every
+    /// connection.
+    AxumMount,
 }
 
 #[derive(Debug, Parser)]
@@ -99,7 +108,7 @@ fn main() -> io::Result<()> {
         )
         .with_writer(io::stderr)
         .init();
-    if args.redis.is_some() && matches!(args.mode, Mode::Baseline | Mode::Floor) {
+    if args.redis.is_some() && matches!(args.mode, Mode::Baseline | Mode::Floor | Mode::AxumMount) {
         return Err(io::Error::other("--redis needs --mode tokio or smol"));
     }
     sse_loadbench::raise_fd_limit()?;
@@ -158,6 +167,12 @@ fn main() -> io::Result<()> {
             let listener = tokio::net::TcpListener::from_std(listener)?;
             let app = baseline(args.admin_token, args.baseline_capacity);
             axum::serve(listener, app).await
+        }),
+        Mode::AxumMount => tokio_runtime(threads)?.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let sse = sse_tokio::service(config, |_task: Task| async {});
+            tokio::spawn(sse.clone().sweeper());
+            axum::serve(listener, sse_examples::axum_router(sse)).await
         }),
         Mode::Floor => tokio_runtime(threads)?.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener)?;

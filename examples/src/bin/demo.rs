@@ -56,6 +56,10 @@ struct Args {
     /// How long a connection may take to send a request head, in seconds.
     #[arg(long, value_name = "SECS", env = "SSE_HEAD_TIMEOUT", default_value_t = Config::default().head_timeout.as_secs())]
     head_timeout: u64,
+    /// Exit when standard input closes: ties the server's life to a supervisor's (the load
+    /// benchmark's) that holds the other end.
+    #[arg(long)]
+    exit_on_stdin_eof: bool,
     /// Most clients the hub holds at once.
     #[arg(long, value_name = "N", env = "SSE_MAX_CLIENTS", default_value_t = Config::default().registry.max_clients)]
     max_clients: usize,
@@ -115,6 +119,16 @@ async fn long_task(task: Task, step: Duration) {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit; returns the limit now.
+fn raise_open_files() -> std::io::Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok(getrlimit(Resource::RLIMIT_NOFILE)?.0)
+}
+
 fn main() -> std::io::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -124,6 +138,19 @@ fn main() -> std::io::Result<()> {
         )
         .init();
     let config = args.config();
+    // One descriptor per open stream: the soft limit (often 1024) up to the hard one.
+    match raise_open_files() {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(err) => tracing::warn!(%err, "could not raise the open-file limit"),
+    }
+    if args.exit_on_stdin_eof {
+        std::thread::spawn(|| {
+            let mut sink = [0u8; 256];
+            let mut stdin = std::io::stdin().lock();
+            while matches!(std::io::Read::read(&mut stdin, &mut sink), Ok(n) if n > 0) {}
+            std::process::exit(0);
+        });
+    }
     if let Err(err) = config.validate() {
         eprintln!("demo: {err}");
         std::process::exit(2);

@@ -34,6 +34,14 @@ pub(crate) enum Mode {
     /// The floor: the same routes with one `send` per client per broadcast and nothing else
     /// (no replay), what the machine allows any server.
     Floor,
+    /// The demo binary as a user runs it (`demo --runtime tokio`), its page beside the
+    /// protocol (`serve_app`).
+    DemoTokio,
+    /// The demo binary on smol (`demo --runtime smol`).
+    DemoSmol,
+    /// Ours mounted in an axum application under `axum::serve`, as
+    /// `examples/examples/axum_mount.rs` does (`bench-server --mode axum-mount`).
+    AxumMount,
 }
 
 impl Mode {
@@ -43,15 +51,30 @@ impl Mode {
             Self::Smol => "smol",
             Self::Baseline => "baseline",
             Self::Floor => "floor",
+            Self::DemoTokio => "demo-tokio",
+            Self::DemoSmol => "demo-smol",
+            Self::AxumMount => "axum-mount",
         }
     }
 
     fn label(self) -> &'static str {
         match self {
-            Self::Tokio => "ours on tokio",
-            Self::Smol => "ours on smol",
+            Self::Tokio => "ours on tokio (bench-server)",
+            Self::Smol => "ours on smol (bench-server)",
             Self::Baseline => "baseline (axum Sse + broadcast)",
             Self::Floor => "floor (one send per client)",
+            Self::DemoTokio => "demo on tokio",
+            Self::DemoSmol => "demo on smol",
+            Self::AxumMount => "ours mounted in axum",
+        }
+    }
+
+    /// The demo's `--runtime`, for the modes that run the demo binary.
+    fn demo_runtime(self) -> Option<&'static str> {
+        match self {
+            Self::DemoTokio => Some("tokio"),
+            Self::DemoSmol => Some("smol"),
+            _ => None,
         }
     }
 }
@@ -138,6 +161,12 @@ pub(crate) struct RunArgs {
     /// The server binary (default: `bench-server` beside this one).
     #[arg(long)]
     server_bin: Option<PathBuf>,
+    /// The demo binary, for the `demo-*` modes (default: `demo` beside this one; build it with
+    /// `cargo build --release -p sse-examples --bin demo`). It is started as a user starts it,
+    /// with `RUST_LOG=warn` and the peer limits off (thousands of clients share 8 addresses
+    /// here); its runtime threads are its own (tokio's default, one per core; smol: 2).
+    #[arg(long)]
+    demo_bin: Option<PathBuf>,
     /// The server's runtime threads.
     #[arg(long, default_value_t = 2)]
     server_threads: usize,
@@ -637,7 +666,7 @@ pub(crate) fn run(args: RunArgs) -> io::Result<bool> {
         && args
             .modes
             .iter()
-            .any(|m| matches!(m, Mode::Baseline | Mode::Floor))
+            .any(|m| !matches!(m, Mode::Tokio | Mode::Smol))
     {
         return Err(io::Error::other(
             "--nodes above 1 needs --modes tokio and/or smol: the baseline and the floor have no \
@@ -701,6 +730,9 @@ fn start_server(
 ) -> io::Result<Node> {
     let max_seconds = args.max_seconds.to_string();
     let threads = args.server_threads.to_string();
+    if let Some(runtime) = mode.demo_runtime() {
+        return start_demo(args, runtime);
+    }
     let mut cmd = Command::new(server_bin);
     cmd.args([
         "--mode",
@@ -729,6 +761,46 @@ fn start_server(
             .and_then(|a| a.trim().parse().ok())
             .ok_or_else(|| io::Error::other(format!("server said {line:?}")))?,
         Err(_) => return Err(io::Error::other("the server did not start")),
+    };
+    Ok(Node {
+        proc,
+        addr,
+        pid,
+        usage: Usage::default(),
+        cpu_before: 0.0,
+    })
+}
+
+/// Starts the demo binary on `runtime` and waits for its address (`demo (tokio): open
+/// http://127.0.0.1:PORT/`).
+fn start_demo(args: &RunArgs, runtime: &str) -> io::Result<Node> {
+    let demo_bin = match &args.demo_bin {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("demo"),
+    };
+    let mut cmd = Command::new(&demo_bin);
+    cmd.args([
+        "--runtime",
+        runtime,
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-token",
+        sse_loadbench::ADMIN_TOKEN,
+        "--exit-on-stdin-eof",
+    ])
+    .env("RUST_LOG", "warn");
+    let mut proc = Proc::spawn(&mut cmd)
+        .map_err(|e| io::Error::other(format!("starting {}: {e}", demo_bin.display())))?;
+    let pid = proc.pid();
+    let (tx, rx) = mpsc::channel();
+    proc.forward(usize::MAX, tx);
+    let addr: SocketAddr = match recv(&rx, Instant::now() + Duration::from_secs(20)) {
+        Ok((_, line)) => line
+            .split("http://")
+            .nth(1)
+            .and_then(|a| a.trim().trim_end_matches('/').parse().ok())
+            .ok_or_else(|| io::Error::other(format!("the demo said {line:?}")))?,
+        Err(_) => return Err(io::Error::other("the demo did not start")),
     };
     Ok(Node {
         proc,
