@@ -119,6 +119,22 @@ async fn long_task(task: Task, step: Duration) {
     }
 }
 
+/// The listen backlog: connections the kernel queues before they are accepted (it caps this at
+/// `net.core.somaxconn`). Thousands of browsers reconnecting at once after a restart overflow
+/// tokio's default of 1,024, and each dropped SYN costs its client a second's retransmit.
+const BACKLOG: i32 = 4096;
+
+/// A non-blocking listening socket on `addr` with [`BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
 /// Raises the soft limit on open files to the hard limit; returns the limit now.
 fn raise_open_files() -> std::io::Result<u64> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -162,7 +178,7 @@ fn main() -> std::io::Result<()> {
     let tasks = move |task: Task| long_task(task, step);
     match args.runtime {
         RuntimeKind::Tokio => tokio::runtime::Runtime::new()?.block_on(async move {
-            let listener = tokio::net::TcpListener::bind(args.listen).await?;
+            let listener = tokio::net::TcpListener::from_std(listen(args.listen)?)?;
             println!("demo (tokio): open http://{}/", listener.local_addr()?);
             let runtime = std::sync::Arc::new(sse_tokio::runtime());
             let sse = build(config, runtime, args.redis.as_deref(), tasks)?;
@@ -185,7 +201,7 @@ fn main() -> std::io::Result<()> {
                 std::thread::spawn(move || smol::block_on(ex.run(done_rx.recv())))
             };
             let served = smol::block_on(ex.run(async {
-                let listener = smol::net::TcpListener::bind(args.listen).await?;
+                let listener = smol::net::TcpListener::try_from(listen(args.listen)?)?;
                 println!("demo (smol): open http://{}/", listener.local_addr()?);
                 let runtime = std::sync::Arc::new(sse_smol::runtime(&ex));
                 let sse = build(config, runtime, args.redis.as_deref(), tasks)?;
