@@ -1,10 +1,15 @@
 //! Runnable programs for the sse workspace; see `examples/README.md` for which to start with.
 //! The library part holds what the programs share with the tests.
 
+mod sessions;
+
+pub use sessions::{Sessions, axum_router_with_sessions};
+
 use std::convert::Infallible;
+use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::routing::{any, get};
 use http::{HeaderValue, Response, StatusCode, header};
 use sse_http::Body;
@@ -49,16 +54,30 @@ pub fn demo_app(
 }
 
 /// An axum application with the SSE protocol mounted under its prefix (`/sse/`) beside the
-/// application's own routes. Spawn [`sse_http::Sse::sweeper`] once beside it.
+/// application's own routes. Spawn [`sse_http::Sse::sweeper`] once beside it, and serve it
+/// with `into_make_service_with_connect_info::<SocketAddr>()`, so that the per-peer limits
+/// count each peer's address (without it, every request counts as one peer's).
 pub fn axum_router(sse: sse_http::Sse) -> Router {
     let prefix = format!("{}{{*rest}}", sse.config().prefix);
     Router::new()
         .route("/", get(|| async { "the app's own page" }))
-        .route(
-            &prefix,
-            any(move |req: Request| {
-                let sse = sse.clone();
-                async move { sse.handle(req).await }
-            }),
-        )
+        .route(&prefix, protocol(sse))
+}
+
+/// The route of everything under the protocol's prefix: handed to `sse`, with the peer's
+/// address from axum's `ConnectInfo` as the [`sse_http::PeerAddr`] its limits count.
+fn protocol(sse: sse_http::Sse) -> axum::routing::MethodRouter {
+    any(move |mut req: Request| {
+        let sse = sse.clone();
+        async move {
+            let peer = req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0);
+            if let Some(peer) = peer {
+                req.extensions_mut().insert(sse_http::PeerAddr(peer));
+            }
+            sse.handle(req).await
+        }
+    })
 }

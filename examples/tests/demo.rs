@@ -9,19 +9,38 @@ use std::time::Duration;
 struct Demo {
     child: Child,
     addr: SocketAddr,
+    /// What it logged, when started by [`Demo::logging`].
+    log: Option<std::thread::JoinHandle<Vec<u8>>>,
 }
 
 impl Demo {
     fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(args, env, "warn")
+    }
+
+    /// The demo logging at `level` (a `RUST_LOG` filter); [`Demo::stop`] returns the log.
+    fn logging(args: &[&str], level: &str) -> Self {
+        Self::spawn(args, &[], level)
+    }
+
+    fn spawn(args: &[&str], env: &[(&str, &str)], level: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_demo"))
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .envs(env.iter().copied())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
+            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("the demo starts");
+        let mut stderr = child.stderr.take().expect("stderr");
+        // Read all along, so that a chatty log never blocks the server.
+        let log = std::thread::spawn(move || {
+            let mut log = Vec::new();
+            let _ = stderr.read_to_end(&mut log);
+            log
+        });
         let mut line = String::new();
         let stdout = child.stdout.take().expect("stdout");
         BufReader::new(stdout)
@@ -32,7 +51,19 @@ impl Demo {
             .nth(1)
             .and_then(|rest| rest.trim().trim_end_matches('/').parse().ok())
             .unwrap_or_else(|| panic!("an address in {line:?}"));
-        Self { child, addr }
+        Self {
+            child,
+            addr,
+            log: Some(log),
+        }
+    }
+
+    /// Stops the demo; what it logged.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = self.log.take().expect("a log").join().expect("the log");
+        String::from_utf8_lossy(&log).into_owned()
     }
 
     /// Sends `request` on a new connection and returns the whole response, in lower case.
@@ -145,4 +176,102 @@ fn an_empty_admin_token_is_refused_at_start() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("admin token is empty"), "{err}");
+}
+
+/// Every id issued in a whole session (registering, streams, subscriptions, tasks, replacement,
+/// removal, the admin list, a sweep) is absent from the demo's trace-level log: ids are
+/// credentials, and the log names clients by their tag only.
+#[test]
+fn no_id_reaches_the_log_at_any_level() {
+    for runtime in ["tokio", "smol"] {
+        session_without_ids_in_the_log(runtime);
+    }
+}
+
+fn session_without_ids_in_the_log(runtime: &str) {
+    let args = [
+        "--admin-token",
+        "t0ken",
+        "--step-ms",
+        "5",
+        "--runtime",
+        runtime,
+    ];
+    let demo = Demo::logging(&args, "trace");
+    let admin = "authorization: Bearer t0ken\r\n";
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let name = if n % 2 == 0 { "?name=alice" } else { "" };
+        let res = demo.call(&format!(
+            "POST /sse/clients{name} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        ));
+        assert!(res.starts_with("http/1.1 201"), "{res}");
+        ids.push(res.rsplit("\r\n\r\n").next().unwrap().trim().to_owned());
+    }
+    let mut streams = Vec::new();
+    for id in &ids[..10] {
+        let mut tcp = TcpStream::connect(demo.addr).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        write!(tcp, "GET /sse/events/{id} HTTP/1.1\r\nhost: x\r\n\r\n").expect("write");
+        let mut buf = [0u8; 512];
+        let n = tcp.read(&mut buf).expect("the stream opens");
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).contains("200"),
+            "stream of {id}"
+        );
+        streams.push(tcp);
+    }
+    for id in &ids {
+        let res = demo.call(&format!(
+            "PUT /sse/listen/{id}/news HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        ));
+        assert!(res.starts_with("http/1.1 204"), "{res}");
+        demo.call(&format!(
+            "PUT /sse/tasks/{id}/t1 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        ));
+    }
+    // A stream replaced, one dropped, a client removed, an unknown and a malformed id.
+    let replaced = TcpStream::connect(demo.addr).expect("connect");
+    write!(
+        &replaced,
+        "GET /sse/events/{} HTTP/1.1\r\nhost: x\r\n\r\n",
+        ids[0]
+    )
+    .expect("write");
+    drop(streams.pop());
+    demo.call(&format!(
+        "DELETE /sse/clients/{} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        ids[1]
+    ));
+    demo.call("GET /sse/events/0f0e0d0c-0b0a-4908-8706-050403020100 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    for route in ["GET /sse/clients", "GET /sse/stats", "POST /sse/sweep"] {
+        let res = demo.call(&format!(
+            "{route} HTTP/1.1\r\nhost: x\r\n{admin}content-length: 0\r\nconnection: close\r\n\r\n"
+        ));
+        assert!(res.starts_with("http/1.1 200"), "{route}: {res}");
+    }
+    let broadcast = "hello";
+    demo.call(&format!(
+        "POST /sse/broadcast HTTP/1.1\r\nhost: x\r\n{admin}content-length: {}\r\nconnection: close\r\n\r\n{broadcast}",
+        broadcast.len()
+    ));
+    std::thread::sleep(Duration::from_millis(200)); // the tasks' 10 steps of 5 ms
+    drop(streams);
+    drop(replaced);
+    let log = demo.stop();
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "a trace-level log: {log}"
+    );
+    assert!(
+        log.contains("client issued"),
+        "the log names issued clients: {log}"
+    );
+    for id in &ids {
+        let simple = id.replace('-', "");
+        assert!(!log.contains(id.as_str()), "{id} is in the {runtime} log");
+        assert!(!log.contains(&simple), "{simple} is in the log");
+        assert!(!log.contains(&id[..8]), "the start of {id} is in the log");
+    }
 }

@@ -127,10 +127,22 @@ impl Events {
         id: &str,
         last_event_id: Option<&str>,
     ) -> Self {
-        let mut headers = vec![("accept", "text/event-stream")];
+        let mut headers = vec![];
         if let Some(last) = last_event_id {
             headers.push(("last-event-id", last));
         }
+        Self::open_with(addr, version, id, &headers).await
+    }
+
+    /// Opens the stream with `extra` headers (a session cookie, say).
+    pub async fn open_with(
+        addr: SocketAddr,
+        version: Version,
+        id: &str,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let mut headers = vec![("accept", "text/event-stream")];
+        headers.extend_from_slice(extra);
         let path = format!("/sse/events/{id}");
         let res = send(addr, version, Method::GET, &path, &headers, Bytes::new()).await;
         Self {

@@ -728,6 +728,108 @@ fn cors_credentials_only_for_origins_listed_by_name() {
 }
 
 #[test]
+fn issuing_and_streams_are_limited_per_address() {
+    let mut config = config();
+    let mut limits = sse_http::PeerLimits::default();
+    limits.issue_burst = 3;
+    limits.issue_per_sec = 1;
+    limits.max_streams = 2;
+    config.peer_limits = Some(limits);
+    // Requests "through a proxy" on loopback: each forwarded address has its own allowance.
+    config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    let server = start_server(config);
+    run(async {
+        let addr = server.addr;
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(issue(addr, None).await);
+        }
+        let refused = call(addr, Method::POST, "/sse/clients", &[], "").await;
+        assert_eq!(
+            refused.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            refused.body
+        );
+        let wait: u64 = refused.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=2).contains(&wait), "retry after {wait} s");
+        // Another address (as the trusted proxy says) is not held up by this one.
+        let elsewhere = [("x-forwarded-for", "203.0.113.7")];
+        let other = call(addr, Method::POST, "/sse/clients", &elsewhere, "").await;
+        assert_eq!(other.status, StatusCode::CREATED);
+
+        // Two streams from one address; the third waits for one to end.
+        let mut first = Events::open(addr, Version::H1, &ids[0], None).await;
+        first.expect("registered").await;
+        let mut second = Events::open(addr, Version::H1, &ids[1], None).await;
+        second.expect("registered").await;
+        let third = call(
+            addr,
+            Method::GET,
+            &format!("/sse/events/{}", ids[2]),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(
+            third.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            third.body
+        );
+        assert!(third.headers.contains_key("retry-after"));
+        drop(first);
+        let hub = server.sse.hub().clone();
+        eventually("the first stream is detached", || hub.stats().attached == 1).await;
+        let mut again = Events::open(addr, Version::H1, &ids[2], None).await;
+        assert_eq!(again.status, StatusCode::OK);
+        again.expect("registered").await;
+    });
+}
+
+#[test]
+fn subscriptions_and_keys_are_capped_over_all_clients() {
+    let mut config = config();
+    config.max_subscriptions = 3;
+    config.max_keys = 2;
+    let server = start_server(config);
+    run(async {
+        let addr = server.addr;
+        let (a, b) = (issue(addr, None).await, issue(addr, None).await);
+        let put = |id: &str, key: &str| format!("/sse/listen/{id}/{key}");
+        for path in [put(&a, "k1"), put(&a, "k2")] {
+            let reply = call(addr, Method::PUT, &path, &[], "").await;
+            assert_eq!(reply.status, StatusCode::NO_CONTENT);
+        }
+        // A third distinct key is refused; a key already held is not.
+        let new_key = call(addr, Method::PUT, &put(&b, "k3"), &[], "").await;
+        assert_eq!(
+            new_key.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            new_key.body
+        );
+        let again = call(addr, Method::PUT, &put(&a, "k1"), &[], "").await;
+        assert_eq!(again.status, StatusCode::NO_CONTENT);
+        let shared = call(addr, Method::PUT, &put(&b, "k1"), &[], "").await;
+        assert_eq!(shared.status, StatusCode::NO_CONTENT, "{}", shared.body);
+        // Three subscriptions held: a fourth is refused.
+        let fourth = call(addr, Method::PUT, &put(&b, "k2"), &[], "").await;
+        assert_eq!(
+            fourth.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            fourth.body
+        );
+        assert_eq!(server.sse.hub().stats().subscriptions, 3);
+    });
+}
+
+#[test]
 fn clients_per_name_are_limited() {
     let mut config = config();
     config.registry.max_name_members = 2;

@@ -138,6 +138,8 @@ fn main() -> io::Result<()> {
     let mut config = Config::default();
     config.admin_token = Some(args.admin_token.clone());
     config.lean_streams = args.lean_streams;
+    // Off, explicitly: the generator opens thousands of streams from each of 8 addresses.
+    config.peer_limits = None;
     let threads = args.threads.max(1);
     match args.mode {
         Mode::Tokio => tokio_runtime(threads)?.block_on(async move {
@@ -172,7 +174,12 @@ fn main() -> io::Result<()> {
             let listener = tokio::net::TcpListener::from_std(listener)?;
             let sse = sse_tokio::service(config, |_task: Task| async {});
             tokio::spawn(sse.clone().sweeper());
-            axum::serve(listener, sse_examples::axum_router(sse)).await
+            let app = sse_examples::axum_router(sse);
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
         }),
         Mode::Floor => tokio_runtime(threads)?.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener)?;

@@ -13,6 +13,7 @@ use http_body::{Frame, SizeHint};
 use hyper::rt::Sleep;
 use sse_registry::ClientStream;
 
+use crate::peers::StreamSlot;
 use crate::runtime::Runtime;
 
 /// The body of every response the service gives.
@@ -36,6 +37,8 @@ struct EventBody {
     sleep: Pin<Box<dyn Sleep>>,
     /// When the last frame was handed out: the keep-alive comment is due `keep_alive` after it.
     last_frame: Instant,
+    /// The stream's place in its peer's count of open streams, given back with the body.
+    _slot: Option<StreamSlot>,
 }
 
 /// The keep-alive comment: a bare `:` line, which every parser ignores.
@@ -61,6 +64,7 @@ impl Body {
         stream: ClientStream,
         runtime: Arc<dyn Runtime>,
         keep_alive: Duration,
+        slot: Option<StreamSlot>,
     ) -> Self {
         let sleep = runtime.sleep(keep_alive);
         let now = runtime.now();
@@ -72,6 +76,7 @@ impl Body {
                 keep_alive,
                 sleep,
                 last_frame: now,
+                _slot: slot,
             })),
         }
     }

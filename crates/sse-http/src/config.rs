@@ -1,7 +1,12 @@
 //! Server configuration: routes, limits, timings, CORS and the admin token.
 
 use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::access::Access;
+use crate::peers::PeerLimits;
 
 /// Everything the protocol layer can be told. Every limit is a defence against a client that
 /// sends too much; each is enforced with a 4xx (or 503 for capacity) and a short reason.
@@ -47,6 +52,23 @@ pub struct Config {
     pub max_tasks_per_client: usize,
     /// Most clients listed in one page of `GET clients`. Default: 1000.
     pub max_list: usize,
+    /// Most distinct keys subscribed to, over all clients; a subscription to another key is
+    /// refused with `503`. Default: 100,000.
+    pub max_keys: usize,
+    /// Most subscriptions held, over all clients (each client holds at most
+    /// `registry.max_keys_per_client`); more is `503`. Default: 4,000,000.
+    pub max_subscriptions: usize,
+    /// Limits per peer address on registering clients and on open streams (`429` with
+    /// `Retry-After` beyond them). `None` turns them off (load tests from a few addresses).
+    /// Default: on, with [`PeerLimits::default`].
+    pub peer_limits: Option<PeerLimits>,
+    /// Proxies whose `X-Forwarded-For` is believed: for a request from one of these addresses,
+    /// the per-peer limits count the address the proxy appended (the header's last entry).
+    /// Default: none.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// The application's say over who a request is and what it may do (see [`Access`]).
+    /// Default: none, so names are open and the admin token alone opens the admin routes.
+    pub access: Option<Arc<dyn Access>>,
     /// The registry's own limits: total clients (beyond it, 503), keys per client, queues,
     /// history, grace periods.
     pub registry: sse_registry::Config,
@@ -77,6 +99,11 @@ impl Default for Config {
             max_tasks: 1024,
             max_tasks_per_client: 8,
             max_list: 1000,
+            max_keys: 100_000,
+            max_subscriptions: 4_000_000,
+            peer_limits: Some(PeerLimits::default()),
+            trusted_proxies: Vec::new(),
+            access: None,
             registry: sse_registry::Config::default(),
             lean_streams: true,
         }
@@ -159,6 +186,11 @@ impl fmt::Debug for Config {
             .field("max_tasks", &self.max_tasks)
             .field("max_tasks_per_client", &self.max_tasks_per_client)
             .field("max_list", &self.max_list)
+            .field("max_keys", &self.max_keys)
+            .field("max_subscriptions", &self.max_subscriptions)
+            .field("peer_limits", &self.peer_limits)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("access", &self.access.as_ref().map(|_| "<set>"))
             .field("registry", &self.registry)
             .field("lean_streams", &self.lean_streams)
             .finish()

@@ -30,9 +30,14 @@
 //! `Authorization: Bearer <token>` and are off (`403`) without a configured token.
 //!
 //! **Names.** Every client issued with a name gets the name's task events (`progress`,
-//! `completed`: the task id and a timestamp, never a client id). Without an
-//! [identity seam](Config) anyone may issue a client under any name; an application that has
-//! users should say who a request is instead (see the hardening notes in the README).
+//! `completed`: the task id and a timestamp, never a client id). Without an identity seam
+//! ([`Config::access`], see [`Access`]) anyone may issue a client under any name; an
+//! application that has users says who a request is there, and names become its users.
+//!
+//! **Limits.** Every limit is on by default and answered with a 4xx or `503` and a reason: per
+//! peer address ([`PeerLimits`]: registrations, open streams; `429` with `Retry-After`),
+//! globally ([`Config::max_keys`], [`Config::max_subscriptions`], the registry's
+//! `max_clients`), and per request (bodies, names, keys, request heads and their time).
 //!
 //! Every route goes through a [`Backend`]: the in-memory [`LocalBackend`] by default, or a
 //! shared one (`sse-redis`); [`Route::parse`] says which route a request is for.
@@ -64,6 +69,7 @@
 //! assert_eq!(sse.config().prefix, "/sse/");
 //! ```
 
+mod access;
 mod admin;
 mod backend;
 mod body;
@@ -72,6 +78,7 @@ mod cors;
 mod kill;
 mod lean;
 mod local;
+mod peers;
 mod reply;
 mod route;
 mod runtime;
@@ -79,10 +86,12 @@ mod serve;
 mod service;
 mod tasks;
 
+pub use access::{Access, Identity, Refusal};
 pub use backend::{Backend, BackendError, BackendFuture, Recipients};
 pub use body::Body;
 pub use config::{Config, ConfigError};
 pub use local::LocalBackend;
+pub use peers::{PeerAddr, PeerLimits};
 pub use route::{Route, RouteError};
 pub use runtime::{BoxFuture, HyperRuntime, Runtime};
 pub use serve::{AppBody, AppService, BoxError, Listener, serve, serve_app};

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use crate::body::Body;
 use crate::kill::{self, until_killed};
 use crate::lean;
+use crate::peers::PeerAddr;
 use crate::runtime::BoxFuture;
 use crate::service::Sse;
 
@@ -25,8 +27,30 @@ pub trait Listener: Send {
     /// A connection, as hyper reads and writes it.
     type Io: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static;
 
-    /// Accepts the next connection.
-    fn accept(&mut self) -> impl Future<Output = io::Result<Self::Io>> + Send;
+    /// Accepts the next connection; with the address it came from.
+    fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Io, SocketAddr)>> + Send;
+}
+
+/// The application's service for one connection: every request gets the connection's
+/// [`PeerAddr`] in its extensions.
+#[derive(Clone)]
+struct WithPeer<S> {
+    app: S,
+    peer: SocketAddr,
+}
+
+impl<S, B> Service<Request<Incoming>> for WithPeer<S>
+where
+    S: Service<Request<Incoming>, Response = Response<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(PeerAddr(self.peer));
+        self.app.call(req)
+    }
 }
 
 /// An error a service or body may return to hyper.
@@ -189,9 +213,13 @@ where
         })
         .await;
         match accepted {
-            Some(Ok(io)) => {
+            Some(Ok((io, peer))) => {
+                let app = WithPeer {
+                    app: app.clone(),
+                    peer,
+                };
                 let Some(lean) = lean else {
-                    let conn = builder.serve_connection(io, app.clone());
+                    let conn = builder.serve_connection(io, app);
                     let conn = graceful.watch(conn.into_owned());
                     executor.execute(until_killed(killed.clone(), async move {
                         if let Err(err) = conn.await {
@@ -203,8 +231,7 @@ where
                 // The watcher, held until the connection ends, makes the graceful shutdown
                 // wait for lean connections too.
                 let watcher = graceful.watcher();
-                let (builder, app, sse, timer) =
-                    (builder.clone(), app.clone(), sse.clone(), timer.clone());
+                let (builder, sse, timer) = (builder.clone(), sse.clone(), timer.clone());
                 let draining = draining.clone();
                 executor.execute(until_killed(killed.clone(), async move {
                     let prefix = match lean {
@@ -231,7 +258,9 @@ where
                                     // Nothing pipelined: free the head's buffer meanwhile.
                                     buf = Vec::new();
                                 }
-                                if !lean::respond(&mut io, &sse, *req, draining.is_killed()).await {
+                                let mut req = *req;
+                                req.extensions_mut().insert(PeerAddr(peer));
+                                if !lean::respond(&mut io, &sse, req, draining.is_killed()).await {
                                     break;
                                 }
                             }

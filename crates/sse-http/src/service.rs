@@ -15,12 +15,14 @@ use serde_json::json;
 use sse_codec::{EventId, EventName, Frame};
 use sse_registry::{ClientId, DEFAULT_SLICE, Hub};
 
+use crate::access::Identity;
 use crate::admin;
 use crate::backend::{Backend, BackendError, Recipients};
 use crate::body::Body;
 use crate::config::Config;
 use crate::cors;
 use crate::local::LocalBackend;
+use crate::peers::{PeerAddr, PeerKey, Peers};
 use crate::reply::{Reject, Res, empty, json, stream_headers};
 use crate::route::Route;
 use crate::runtime::Runtime;
@@ -53,7 +55,16 @@ struct Inner {
     backend: Arc<dyn Backend>,
     runtime: Arc<dyn Runtime>,
     tasks: Tasks,
+    /// The per-peer limits' state (`None`: off).
+    peers: Option<Arc<Peers>>,
     shutting_down: AtomicBool,
+}
+
+/// What the handlers know of a request besides its route.
+struct Caller<'a> {
+    head: &'a Parts,
+    /// Who it is, when the application says ([`Config::access`]); `None`: open names.
+    identity: Option<Identity>,
 }
 
 impl fmt::Debug for Sse {
@@ -124,6 +135,7 @@ impl Sse {
             config.max_tasks,
             config.max_tasks_per_client,
         );
+        let peers = config.peer_limits.clone().map(|l| Arc::new(Peers::new(l)));
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -131,6 +143,7 @@ impl Sse {
                 backend,
                 runtime,
                 tasks,
+                peers,
                 shutting_down: AtomicBool::new(false),
             }),
         }
@@ -206,8 +219,26 @@ impl Sse {
             return Err(Reject::not_found());
         };
         let route = Route::parse(&head.method, path)?;
-        if route.is_admin() {
+        if route == Route::Issue {
+            // Before anything else costs (the application's `identify` may check a signature).
+            if let Some(peers) = &self.inner.peers {
+                peers.issue(self.peer(head), self.inner.runtime.now())?;
+            }
+        }
+        let identity = match &config.access {
+            Some(access) => Some(
+                access
+                    .identify(head, &route)
+                    .map_err(|r| Reject::new(r.status, r.reason))?,
+            ),
+            None => None,
+        };
+        if route.is_admin() && !identity.as_ref().is_some_and(|who| who.admin) {
             admin::authorize(config, &head.headers)?;
+        }
+        let caller = Caller { head, identity };
+        if let Some(id) = route.client() {
+            self.owns(&caller, id).await?;
         }
         let hub = &self.inner.hub;
         let backend = &*self.inner.backend;
@@ -224,7 +255,7 @@ impl Sse {
                 headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
                 Ok(res)
             }
-            Route::Issue => self.issue(head.uri.query().unwrap_or("")).await,
+            Route::Issue => self.issue(&caller).await,
             Route::List => admin::list(config, hub, head.uri.query().unwrap_or("")),
             Route::Clear => {
                 backend.clear().await.map_err(refused)?;
@@ -233,7 +264,7 @@ impl Sse {
             Route::Remove(id) => {
                 self.known(id).await?;
                 backend.remove(id).await.map_err(refused)?;
-                tracing::debug!("client removed");
+                tracing::debug!(client = %id.tag(), "client removed");
                 Ok(empty(StatusCode::NO_CONTENT))
             }
             Route::Events(id) => {
@@ -243,7 +274,7 @@ impl Sse {
                     // Not ours: the hub answers an unresumable id with a reset.
                     Some(Err(_)) => Some("invalid"),
                 };
-                self.events(id, last_event_id).await
+                self.events(&caller, id, last_event_id).await
             }
             Route::EventsHead(id) => {
                 // The stream's headers, without opening it (which would replace a live one).
@@ -256,13 +287,14 @@ impl Sse {
                 let key = self.key(key)?;
                 self.known(id).await?;
                 if matches!(route, Route::Listen(..)) {
+                    self.may_listen(&caller, &key)?;
                     backend.subscribe(id, key).await.map_err(refused)?;
                 } else {
                     backend.unsubscribe(id, key).await.map_err(refused)?;
                 }
                 Ok(empty(StatusCode::NO_CONTENT))
             }
-            Route::Task(id, task) => self.task(id, task).await,
+            Route::Task(id, task) => self.task(&caller, id, task).await,
             Route::Notify(key) => {
                 let key = self.key(key)?;
                 self.publish(body, Recipients::Key(key.clone()), Some(key))
@@ -277,15 +309,25 @@ impl Sse {
         }
     }
 
-    async fn issue(&self, query: &str) -> Result<Res, Reject> {
+    async fn issue(&self, caller: &Caller<'_>) -> Result<Res, Reject> {
         if self.is_shutting_down() {
             return Err(Reject::unavailable("shutting down"));
         }
+        let query = caller.head.uri.query().unwrap_or("");
         let mut name = None;
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             if k == "name" {
                 name = Some(v.into_owned());
             }
+        }
+        if let Some(who) = &caller.identity {
+            // The application says whose client this is; a name asked for must be that one.
+            if name.as_ref().is_some_and(|n| Some(n) != who.user.as_ref()) {
+                return Err(Reject::forbidden(
+                    "the name of a client is the signed-in user's",
+                ));
+            }
+            name.clone_from(&who.user);
         }
         if let Some(name) = &name {
             let max = self.inner.config.max_name_len;
@@ -306,11 +348,55 @@ impl Sse {
             .issue(name)
             .await
             .map_err(|err| Reject::backend(err, self.inner.hub.config()))?;
-        tracing::debug!("client issued");
+        tracing::debug!(client = %id.tag(), "client issued");
         let mut res = crate::reply::text(StatusCode::CREATED, &id.to_string());
         res.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Ok(res)
+    }
+
+    /// The key of the request's peer for the per-peer limits.
+    fn peer(&self, head: &Parts) -> PeerKey {
+        let peer = head.extensions.get::<PeerAddr>().map(|p| p.0);
+        PeerKey::of(peer, &head.headers, &self.inner.config.trusted_proxies)
+    }
+
+    /// With an identity, that the client `id` is its user's (or nameless): `403` otherwise.
+    async fn owns(&self, caller: &Caller<'_>, id: ClientId) -> Result<(), Reject> {
+        let Some(who) = &caller.identity else {
+            return Ok(());
+        };
+        self.known(id).await?;
+        let name = self
+            .inner
+            .hub
+            .name(id)
+            .map_err(|_| Reject::unknown_client())?;
+        match name {
+            Some(name) if who.user.as_deref() != Some(&*name) => {
+                Err(Reject::forbidden("this client is another user's"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `id` may subscribe to `key`: the application's say, then the global caps.
+    fn may_listen(&self, caller: &Caller<'_>, key: &EventName) -> Result<(), Reject> {
+        let config = &self.inner.config;
+        if let (Some(access), Some(who)) = (&config.access, &caller.identity) {
+            if !access.may_listen(who, key) {
+                return Err(Reject::forbidden("not allowed to listen to this key"));
+            }
+        }
+        let hub = &self.inner.hub;
+        let stats = hub.stats();
+        if stats.subscriptions >= config.max_subscriptions {
+            return Err(Reject::unavailable("too many subscriptions on this server"));
+        }
+        if stats.keys >= config.max_keys && !hub.has_key(key) {
+            return Err(Reject::unavailable("too many distinct keys on this server"));
+        }
+        Ok(())
     }
 
     /// Makes sure the hub knows `id`, asking the backend when it does not (see
@@ -326,21 +412,30 @@ impl Sse {
         }
     }
 
-    async fn events(&self, id: ClientId, last_event_id: Option<&str>) -> Result<Res, Reject> {
+    async fn events(
+        &self,
+        caller: &Caller<'_>,
+        id: ClientId,
+        last_event_id: Option<&str>,
+    ) -> Result<Res, Reject> {
         if self.is_shutting_down() {
             return Err(Reject::unavailable("shutting down"));
         }
         self.known(id).await?;
+        let runtime = &self.inner.runtime;
+        let slot = match &self.inner.peers {
+            Some(peers) => Some(peers.open_stream(self.peer(caller.head), runtime.now())?),
+            None => None,
+        };
         if let Err(err) = self.inner.backend.attach(id).await {
             tracing::warn!(%err, "stream opened without ending the client's other streams");
         }
-        let runtime = &self.inner.runtime;
         let stream = self
             .inner
             .hub
             .attach(id, last_event_id, runtime.now())
             .map_err(|_| Reject::unknown_client())?;
-        tracing::debug!(resume = stream.resumes_after(), "stream opened");
+        tracing::debug!(client = %id.tag(), resume = stream.resumes_after(), "stream opened");
         let start = EventId::new(stream.resumes_after().to_string())
             .unwrap_or_else(|_| EventId::from_static(""));
         let retry = u64::try_from(self.inner.config.retry.as_millis()).unwrap_or(u64::MAX);
@@ -356,15 +451,21 @@ impl Sse {
             stream,
             runtime.clone(),
             self.inner.config.keep_alive,
+            slot,
         );
         let mut res = Response::new(body);
         stream_headers(res.headers_mut());
         Ok(res)
     }
 
-    async fn task(&self, id: ClientId, task_id: &str) -> Result<Res, Reject> {
+    async fn task(&self, caller: &Caller<'_>, id: ClientId, task_id: &str) -> Result<Res, Reject> {
         self.token(task_id, "task id")?;
         self.known(id).await?;
+        if let (Some(access), Some(who)) = (&self.inner.config.access, &caller.identity) {
+            if !access.may_submit(who, task_id) {
+                return Err(Reject::forbidden("not allowed to submit this task"));
+            }
+        }
         let name = self
             .inner
             .hub

@@ -471,7 +471,7 @@ impl Shared {
             }
         }
         self.imported.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(client = %id, "client imported from its redis record");
+        tracing::debug!(client = %id.tag(), "client imported from its redis record");
         Ok(true)
     }
 }

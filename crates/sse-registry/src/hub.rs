@@ -570,6 +570,12 @@ impl Hub {
         self.lock().by_id.contains_key(&id)
     }
 
+    /// Whether some client is subscribed to `key` (so that one more subscriber does not add a
+    /// distinct key, for a cap on [`Stats::keys`]).
+    pub fn has_key(&self, key: &EventName) -> bool {
+        self.lock().keys.contains_key(key.as_str())
+    }
+
     /// Whether one more client with this name (or without one) may be added now:
     /// [`Error::Full`] or [`Error::NameFull`] if not. What [`Hub::issue`] checks; a backend that
     /// issues ids elsewhere checks it first.

@@ -92,14 +92,15 @@ struct Tcp(TcpListener);
 impl sse_http::Listener for Tcp {
     type Io = Io;
 
-    async fn accept(&mut self) -> io::Result<Self::Io> {
-        let (stream, _peer) = self.0.accept().await?;
+    async fn accept(&mut self) -> io::Result<(Self::Io, std::net::SocketAddr)> {
+        let (stream, peer) = self.0.accept().await?;
         // Each event is one small write that must go out at once, not wait for an ACK.
         let _ = stream.set_nodelay(true);
-        Ok(Io {
+        let io = Io {
             stream: stream.into(),
             readable: true,
-        })
+        };
+        Ok((io, peer))
     }
 }
 

@@ -69,10 +69,10 @@ struct Tcp(TcpListener);
 impl sse_http::Listener for Tcp {
     type Io = TokioIo<TcpStream>;
 
-    async fn accept(&mut self) -> io::Result<Self::Io> {
-        let (stream, _peer) = self.0.accept().await?;
+    async fn accept(&mut self) -> io::Result<(Self::Io, std::net::SocketAddr)> {
+        let (stream, peer) = self.0.accept().await?;
         // Each event is one small write that must go out at once, not wait for an ACK.
         let _ = stream.set_nodelay(true);
-        Ok(TokioIo::new(stream))
+        Ok((TokioIo::new(stream), peer))
     }
 }

@@ -60,6 +60,27 @@ struct Args {
     /// benchmark's) that holds the other end.
     #[arg(long)]
     exit_on_stdin_eof: bool,
+    /// The per-address limits on registering clients and on open streams: `on` (the
+    /// defaults, which a browser user never meets), or `off` (load tests from a few addresses).
+    #[arg(long, value_name = "on|off", env = "SSE_PEER_LIMITS", default_value = "on", value_parser = on_off)]
+    peer_limits: bool,
+    /// Client ids one address may register at once before the rate applies.
+    #[arg(long, value_name = "N", env = "SSE_ISSUE_BURST", default_value_t = sse_http::PeerLimits::default().issue_burst)]
+    issue_burst: u32,
+    /// Client ids one address may register per second after its burst.
+    #[arg(long, value_name = "N", env = "SSE_ISSUE_RATE", default_value_t = sse_http::PeerLimits::default().issue_per_sec)]
+    issue_rate: u32,
+    /// Event streams one address may hold open.
+    #[arg(long, value_name = "N", env = "SSE_STREAMS_PER_ADDRESS", default_value_t = sse_http::PeerLimits::default().max_streams)]
+    streams_per_address: u32,
+    /// A proxy whose `X-Forwarded-For` is believed for the per-address limits; repeatable.
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "IP",
+        env = "SSE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<std::net::IpAddr>,
     /// Most clients the hub holds at once.
     #[arg(long, value_name = "N", env = "SSE_MAX_CLIENTS", default_value_t = Config::default().registry.max_clients)]
     max_clients: usize,
@@ -77,7 +98,24 @@ impl Args {
         config.registry.history_len = self.history;
         config.registry.grace = Duration::from_secs(self.idle_timeout);
         config.registry.max_clients = self.max_clients;
+        config.peer_limits = self.peer_limits.then(|| {
+            let mut limits = sse_http::PeerLimits::default();
+            limits.issue_burst = self.issue_burst;
+            limits.issue_per_sec = self.issue_rate;
+            limits.max_streams = self.streams_per_address;
+            limits
+        });
+        config.trusted_proxies = self.trusted_proxies.clone();
         config
+    }
+}
+
+/// `on` or `off`.
+fn on_off(value: &str) -> Result<bool, String> {
+    match value {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(format!("expected on or off, not {value:?}")),
     }
 }
 
@@ -152,6 +190,8 @@ fn main() -> std::io::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        // The log on stderr; stdout says only where the demo listens.
+        .with_writer(std::io::stderr)
         .init();
     let config = args.config();
     // One descriptor per open stream: the soft limit (often 1024) up to the hard one.

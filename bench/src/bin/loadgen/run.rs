@@ -787,6 +787,9 @@ fn start_demo(args: &RunArgs, runtime: &str) -> io::Result<Node> {
         "--admin-token",
         sse_loadbench::ADMIN_TOKEN,
         "--exit-on-stdin-eof",
+        // Off, explicitly: the generator opens thousands of streams from each of 8 addresses.
+        "--peer-limits",
+        "off",
     ])
     .env("RUST_LOG", "warn");
     let mut proc = Proc::spawn(&mut cmd)
