@@ -6,6 +6,9 @@ mod suite;
 #[path = "suite/ours.rs"]
 mod ours;
 
+#[path = "suite/abuse.rs"]
+mod abuse;
+
 #[path = "smol_support.rs"]
 mod smol_support;
 

@@ -6,6 +6,9 @@ mod suite;
 #[path = "suite/ours.rs"]
 mod ours;
 
+#[path = "suite/abuse.rs"]
+mod abuse;
+
 use suite::Server;
 
 /// Serves with `sse_tokio::serve`.

@@ -268,11 +268,16 @@ impl Sse {
                 Ok(empty(StatusCode::NO_CONTENT))
             }
             Route::Events(id) => {
-                let last_event_id = match head.headers.get("last-event-id").map(|v| v.to_str()) {
+                // An id the hub cannot resume from is answered with a reset; one that is not
+                // even text (no `EventSource` sends that) is refused.
+                let last_event_id = match head
+                    .headers
+                    .get("last-event-id")
+                    .map(|v| std::str::from_utf8(v.as_bytes()))
+                {
                     None => None,
                     Some(Ok(v)) => Some(v),
-                    // Not ours: the hub answers an unresumable id with a reset.
-                    Some(Err(_)) => Some("invalid"),
+                    Some(Err(_)) => return Err(Reject::bad_request("Last-Event-ID must be UTF-8")),
                 };
                 self.events(&caller, id, last_event_id).await
             }
@@ -315,9 +320,15 @@ impl Sse {
         }
         let query = caller.head.uri.query().unwrap_or("");
         let mut name = None;
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        for pair in query.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             if k == "name" {
-                name = Some(v.into_owned());
+                // Strictly: a name whose bytes are not UTF-8 is refused, not mended.
+                let plus = v.replace('+', " ");
+                let decoded = percent_encoding::percent_decode_str(&plus)
+                    .decode_utf8()
+                    .map_err(|_| Reject::bad_request("name must be UTF-8"))?;
+                name = Some(decoded.into_owned());
             }
         }
         if let Some(who) = &caller.identity {
