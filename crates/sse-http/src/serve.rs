@@ -22,6 +22,9 @@ use crate::peers::PeerAddr;
 use crate::runtime::BoxFuture;
 use crate::service::Sse;
 
+/// The most hyper buffers for one HTTP/1.1 connection's reads (see `run`).
+const HYPER_MAX_BUF: usize = 64 * 1024;
+
 /// A source of accepted connections: a runtime's TCP listener, wrapped by its adapter.
 pub trait Listener: Send {
     /// A connection, as hyper reads and writes it.
@@ -196,7 +199,11 @@ where
     builder
         .http1()
         .timer(timer.clone())
-        .header_read_timeout(head_timeout);
+        .header_read_timeout(head_timeout)
+        // hyper's read buffer grows to fit what a peer sends, by default up to ~408 KiB per
+        // connection (a head of 400 KiB, say); 64 KiB bounds what a thousand such peers cost
+        // and still reads a body of `max_body` in pieces.
+        .max_buf_size(HYPER_MAX_BUF);
     builder.http2().timer(timer.clone());
     let builder = Arc::new(builder);
     // Killed when the shutdown timeout has passed (or this returns): connections still open
