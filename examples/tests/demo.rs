@@ -275,3 +275,46 @@ fn session_without_ids_in_the_log(runtime: &str) {
         assert!(!log.contains(&id[..8]), "the start of {id} is in the log");
     }
 }
+
+/// `--peer-limits off` (what the load benchmark passes) lifts the per-address limits; with them
+/// on, the burst given by `--issue-burst` is what one address may register before a `429`.
+#[test]
+fn peer_limits_are_the_deployers() {
+    let register = "POST /sse/clients HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+    let limited = Demo::start(
+        &[
+            "--peer-limits",
+            "on",
+            "--issue-burst",
+            "2",
+            "--issue-rate",
+            "1",
+        ],
+        &[],
+    );
+    let statuses: Vec<String> = (0..3)
+        .map(|_| {
+            limited
+                .call(register)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        statuses[..2].iter().all(|s| s.contains(" 201 ")),
+        "{statuses:?}"
+    );
+    assert!(statuses[2].contains(" 429 "), "{statuses:?}");
+    let open = Demo::start(&["--peer-limits", "off", "--issue-burst", "2"], &[]);
+    for _ in 0..5 {
+        let status = open.call(register);
+        assert!(status.starts_with("http/1.1 201 "), "{status}");
+    }
+    let from_env = Demo::start(&["--issue-burst", "1"], &[("SSE_PEER_LIMITS", "off")]);
+    for _ in 0..3 {
+        let status = from_env.call(register);
+        assert!(status.starts_with("http/1.1 201 "), "{status}");
+    }
+}

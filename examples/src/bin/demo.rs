@@ -62,7 +62,7 @@ struct Args {
     exit_on_stdin_eof: bool,
     /// The per-address limits on registering clients and on open streams: `on` (the
     /// defaults, which a browser user never meets), or `off` (load tests from a few addresses).
-    #[arg(long, value_name = "on|off", env = "SSE_PEER_LIMITS", default_value = "on", value_parser = on_off)]
+    #[arg(long, value_name = "on|off", env = "SSE_PEER_LIMITS", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
     peer_limits: bool,
     /// Client ids one address may register at once before the rate applies.
     #[arg(long, value_name = "N", env = "SSE_ISSUE_BURST", default_value_t = sse_http::PeerLimits::default().issue_burst)]
