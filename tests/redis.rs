@@ -365,12 +365,12 @@ fn redis_outage_is_reported_and_survived() {
 
         redis.kill();
         // Publishing fails loudly; the stream on B stays open; the nodes keep answering.
-        let reply = call(a.addr, Method::POST, "/sse/broadcast", &[BEARER], "lost").await;
+        let lost = call(a.addr, Method::POST, "/sse/broadcast", &[BEARER], "lost").await;
         assert_eq!(
-            reply.status,
+            lost.status,
             StatusCode::SERVICE_UNAVAILABLE,
             "{}",
-            reply.body
+            lost.body
         );
         let reply = call(b.addr, Method::POST, "/sse/clients", &[], "").await;
         assert_eq!(
@@ -379,6 +379,15 @@ fn redis_outage_is_reported_and_survived() {
             "{}",
             reply.body
         );
+        // What failed, in our words: no peer reads the Redis client's error text (which names
+        // hosts and ports) or a word of the Redis protocol.
+        for body in [&reply.body, &lost.body] {
+            assert!(body.contains("the shared store"), "{body}");
+            let lower = body.to_lowercase();
+            for leak in ["redis", "error", "refused", "127.0.0.1", "os "] {
+                assert!(!lower.contains(leak), "{leak:?} in {body:?}");
+            }
+        }
         assert!(a.backend.counts().append_errors >= 1);
         let backend = b.backend.clone();
         eventually("B's consumer notices the outage", || {

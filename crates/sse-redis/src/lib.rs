@@ -372,13 +372,14 @@ impl Shared {
             Ok(id) => id,
             Err(err) => {
                 self.append_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%err, "redis append failed");
-                return Err(BackendError::new(format!("redis unavailable: {err}")));
+                return Err(unreachable(&err, "append", true));
             }
         };
         self.appended.fetch_add(1, Ordering::Relaxed);
-        let seq = seq_of(&id)
-            .ok_or_else(|| BackendError::new(format!("unexpected stream entry id {id}")))?;
+        let seq = seq_of(&id).ok_or_else(|| {
+            tracing::warn!(entry = %id, "redis answered an append with an unexpected entry id");
+            BackendError::maybe_applied("the shared store gave an unexpected answer")
+        })?;
         let mut applied = self.applied.subscribe();
         let wait = applied.wait_for(|&done| done >= seq);
         let timeout = self.runtime.sleep(self.config.timeout);
@@ -390,8 +391,8 @@ impl Shared {
         if applied {
             Ok(seq)
         } else {
-            Err(BackendError::new(
-                "published to redis, but not yet applied on this node",
+            Err(BackendError::maybe_applied(
+                "the shared store took the change, but this node had not applied it in time",
             ))
         }
     }
@@ -417,7 +418,7 @@ impl Shared {
         let (fields, cleared): (HashMap<String, String>, Option<String>) = self
             .query_pipe(&pipe)
             .await
-            .map_err(|err| BackendError::new(format!("redis unavailable: {err}")))?;
+            .map_err(|err| unreachable(&err, "record read", false))?;
         let Some(issued) = fields.get("i").and_then(|i| seq_of(i)) else {
             return Ok(None);
         };
@@ -463,7 +464,7 @@ impl Shared {
         };
         match hub.import(id, record.name.as_deref(), Instant::now()) {
             Ok(_) => {}
-            Err(err) => return Err(BackendError::new(err.to_string())),
+            Err(err) => return Err(BackendError::Refused(err)),
         }
         for key in record.keys {
             if let Ok(key) = EventName::new(key) {
@@ -607,7 +608,7 @@ impl Backend for RedisBackend {
                 shared
                     .query_pipe::<()>(&pipe)
                     .await
-                    .map_err(|err| BackendError::new(format!("redis unavailable: {err}")))?;
+                    .map_err(|err| unreachable(&err, "sweep refresh", false))?;
             }
             let mut removed = 0;
             for id in stale {
@@ -616,7 +617,7 @@ impl Backend for RedisBackend {
                 let exists: bool = shared
                     .query(&cmd)
                     .await
-                    .map_err(|err| BackendError::new(format!("redis unavailable: {err}")))?;
+                    .map_err(|err| unreachable(&err, "sweep check", false))?;
                 if !exists && hub.contains(id) {
                     self.remove(id).await?;
                     removed += 1;
@@ -640,5 +641,20 @@ impl Backend for RedisBackend {
                 .await
                 .map(drop)
         })
+    }
+}
+
+/// What a peer is told when Redis failed: our words, never the Redis client's error text
+/// (which may name hosts, keys or ids), which is logged here instead. A `write` that failed on
+/// the wire (the connection dropped or timed out after the command was sent) may have been
+/// applied; one refused before it was sent, or answered with an error, was not.
+fn unreachable(err: &redis::RedisError, what: &'static str, write: bool) -> BackendError {
+    tracing::warn!(%err, what, "redis failed");
+    let maybe_applied =
+        write && !err.is_connection_refusal() && (err.is_io_error() || err.is_timeout());
+    if maybe_applied {
+        BackendError::maybe_applied("the shared store did not confirm the change")
+    } else {
+        BackendError::unavailable("the shared store is unreachable")
     }
 }
