@@ -132,10 +132,14 @@ fn lean_request(parsed: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
         .method(Method::from_bytes(method.as_bytes()).ok()?)
         .uri(path)
         .version(Version::HTTP_11);
+    let mut length = false;
     for header in parsed.headers.iter() {
         let name = HeaderName::from_bytes(header.name.as_bytes()).ok()?;
         let value = HeaderValue::from_bytes(header.value).ok()?;
-        let body_or_upgrade = name == http::header::CONTENT_LENGTH && value != "0"
+        // One `content-length: 0` at most: hyper folds repeated lengths into one, and reads
+        // anything else as a body or refuses it.
+        let is_length = name == http::header::CONTENT_LENGTH;
+        let body_or_upgrade = is_length && (value != "0" || mem::replace(&mut length, true))
             || name == http::header::TRANSFER_ENCODING
             || name == http::header::UPGRADE
             || name == http::header::EXPECT;
@@ -475,6 +479,83 @@ mod tests {
         assert!(!lean(b"GET http://host/sse/events/x HTTP/1.1\r\n\r\n"));
         // Incomplete is still incomplete.
         assert!(classify(b"GET /ss", Some("/sse/")).is_none());
+    }
+
+    /// What hyper's HTTP/1.1 server reads from `head`: the request's method, target and
+    /// headers, and whether it has no body; `None` if hyper refuses it.
+    async fn hyper_reads(head: &[u8]) -> Option<(Method, http::Uri, HeaderMap, bool)> {
+        use tokio::io::AsyncWriteExt;
+        let (mut peer, server) = tokio::io::duplex(1 << 16);
+        let (seen, mut first) = tokio::sync::mpsc::unbounded_channel();
+        let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            let (parts, body) = req.into_parts();
+            let _ = seen.send((parts.method, parts.uri, parts.headers, body.is_end_stream()));
+            async { Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty())) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(server), service);
+        peer.write_all(head).await.unwrap();
+        tokio::select! {
+            req = first.recv() => req,
+            _ = conn => first.try_recv().ok(),
+        }
+    }
+
+    /// Every head the lean path answers itself is read by hyper the same way: the same method,
+    /// target and headers, and no body. (The fuzz target `lean_request` checks the same on
+    /// arbitrary input.)
+    #[tokio::test]
+    async fn what_the_lean_path_takes_hyper_reads_alike() {
+        let heads: &[&[u8]] = &[
+            b"GET /sse/events/x HTTP/1.1\r\nhost: x\r\nlast-event-id: 5\r\n\r\n",
+            b"POST /sse/clients?name=a%20b HTTP/1.1\r\ncontent-length: 0\r\n\r\n",
+            b"PUT /sse/listen/x/k HTTP/1.1\nhost: x\n\n",
+            b"GET /sse/events/x HTTP/1.1\r\nx: a\tb\r\nY:  spaced  \r\n\r\n",
+            b"GET /sse/events/x HTTP/1.1\r\nx: caf\xc3\xa9\xff\r\n\r\n",
+            b"GET /sse/events/x HTTP/1.1\r\nx:\r\n\r\n",
+            b"GET /sse/events/x HTTP/1.1\r\nx: a\r\n b\r\n\r\n",
+            b"GET /sse/events/x HTTP/1.1\r\nx : a\r\n\r\n",
+            b"GET /sse/events/x HTTP/1.1\r\nx: a\x00b\r\n\r\n",
+            b"GET /sse/events/x HTTP/1.1\r\nx: a\rb\r\n\r\n",
+            b"GET  /sse/events/x HTTP/1.1\r\n\r\n",
+            b"GET /sse/events/x  HTTP/1.1\r\n\r\n",
+            b"GET http://h/sse/events/x HTTP/1.1\r\n\r\n",
+            b"GET * HTTP/1.1\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\n\r\n",
+            b"CONNECT h:80 HTTP/1.1\r\n\r\n",
+            b"G@T /sse/events/x HTTP/1.1\r\n\r\n",
+            b"GET /sse/events/\x7f HTTP/1.1\r\n\r\n",
+            b"GET /sse/events/x?\xff HTTP/1.1\r\n\r\n",
+            b"GET /sse/events/x#frag HTTP/1.1\r\n\r\n",
+            b"GET sse/events HTTP/1.1\r\n\r\n",
+            b"POST /sse/clients HTTP/1.1\r\ncontent-length: 00\r\n\r\n",
+            b"POST /sse/clients HTTP/1.1\r\ncontent-length: 0\r\ncontent-length: 0\r\n\r\n",
+            b"POST /sse/clients HTTP/1.1\r\ncontent-length: 0, 0\r\n\r\n",
+            b"POST /sse/clients HTTP/1.1\r\ncontent-length: +0\r\n\r\n",
+            b"POST /sse/clients HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n",
+            b"GET /sse/events/x HTTP/1.1\r\nconnection: upgrade\r\n\r\n",
+            b"GET /sse/events/x HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n",
+            b"\r\nGET /sse/events/x HTTP/1.1\r\n\r\n",
+            b"\r\n\r\nGET /sse/events/x HTTP/1.1\r\n\r\n",
+            b"GET /sse/events/x HTTP/1.1\r\n\r\nleftover",
+        ];
+        let mut lean = 0;
+        for &head in heads {
+            let Some(Some((req, used))) = classify(head, None) else {
+                continue;
+            };
+            lean += 1;
+            let shown = String::from_utf8_lossy(head);
+            let Some((method, uri, headers, bodiless)) = hyper_reads(&head[..used]).await else {
+                panic!("hyper refuses what the lean path answers: {shown:?}");
+            };
+            assert_eq!(&method, req.method(), "{shown:?}");
+            assert_eq!(&uri, req.uri(), "{shown:?}");
+            assert_eq!(&headers, req.headers(), "{shown:?}");
+            assert!(bodiless, "hyper reads a body after {shown:?}");
+        }
+        // Not a vacuous pass: most of these are the lean path's.
+        assert!(lean >= 8, "only {lean} heads were lean");
     }
 
     /// The head of the answer to `request`, from hyper serving `sse`, or from the lean path;

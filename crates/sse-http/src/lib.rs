@@ -75,6 +75,9 @@ mod backend;
 mod body;
 mod config;
 mod cors;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod kill;
 mod lean;
 mod local;
