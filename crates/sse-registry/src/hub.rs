@@ -164,6 +164,36 @@ pub struct Stats {
     pub subscriptions: usize,
     /// Clients removed by stale sweeps.
     pub swept: u64,
+    /// Clients issued since the hub was made ([`Hub::issue`]; not [`Hub::import`]).
+    pub issued: u64,
+    /// Clients removed on request since the hub was made ([`Hub::remove`], and the sweeps of
+    /// [`Hub::clear`]); stale sweeps count in [`swept`](Self::swept).
+    pub removed: u64,
+    /// Streams ended because their client attached again (reconnect-replace).
+    pub replaced: u64,
+    /// Streams opened with a `Last-Event-ID` they resume from (replaying what was missed);
+    /// those that could not resume start with a reset, counted in [`lagged`](Self::lagged).
+    pub resumed: u64,
+    /// Frames the streams have handed out (events and resets; not the greeting and keep-alive
+    /// comments the HTTP layer writes).
+    pub delivered: u64,
+    /// Events published since the hub was made, by the kind of their target; they add up to
+    /// [`published`](Self::published).
+    pub published_to: PublishedTo,
+}
+
+/// Events published, by the kind of their [`Target`]: see [`Stats::published_to`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PublishedTo {
+    /// To one client ([`Target::Client`]).
+    pub client: u64,
+    /// To a name's clients ([`Target::Name`]).
+    pub name: u64,
+    /// To a key's subscribers ([`Target::Key`]).
+    pub key: u64,
+    /// To everyone ([`Target::All`]).
+    pub all: u64,
 }
 
 /// What the admin view shows of a client.
@@ -209,6 +239,12 @@ pub(crate) struct State {
     published: u64,
     lagged: u64,
     swept: u64,
+    issued: u64,
+    removed: u64,
+    replaced: u64,
+    resumed: u64,
+    delivered: u64,
+    published_to: PublishedTo,
     /// Clients whose stream was dropped, with the hub's `now_ms` then, in that order (so in
     /// non-decreasing `now_ms`): the next `advance` to a later time stamps them with it (see
     /// `Client::unstamped`). Hints only: an entry whose client was stamped, reattached or
@@ -355,6 +391,12 @@ impl Hub {
             published: 0,
             lagged: 0,
             swept: 0,
+            issued: 0,
+            removed: 0,
+            replaced: 0,
+            resumed: 0,
+            delivered: 0,
+            published_to: PublishedTo::default(),
             ended: VecDeque::new(),
             #[cfg(test)]
             member_visits: 0,
@@ -398,6 +440,7 @@ impl Hub {
             id = ClientId::random(); // 2^-122 per id; the loop documents the invariant
         }
         state.insert_client(id, name);
+        state.issued += 1;
         Ok(id)
     }
 
@@ -471,6 +514,8 @@ impl Hub {
         let old_waker = client.waker.take();
         if client.generation == 0 {
             state.attached += 1;
+        } else {
+            state.replaced += 1;
         }
         client.generation = generation;
         client.has_attached = true;
@@ -479,6 +524,7 @@ impl Hub {
         let before = client.undelivered();
         match resume {
             Some(Ok(from)) if !lost => {
+                state.resumed += 1;
                 // Everything after `from` is to be (re)delivered, everything up to it is not.
                 client.cursor = from;
                 while client.queue.front().is_some_and(|(seq, _)| *seq <= from) {
@@ -518,6 +564,7 @@ impl Hub {
         let waker = {
             let mut state = self.lock();
             let slot = *state.by_id.get(&id).ok_or(Error::UnknownClient)?;
+            state.removed += 1;
             state.remove_slot(slot)
         };
         if let Some(waker) = waker {
@@ -689,6 +736,13 @@ impl Hub {
         let state = &mut *guard;
         state.seq = seq;
         state.published += 1;
+        let kind = &mut state.published_to;
+        *match target {
+            Target::Client(_) => &mut kind.client,
+            Target::Name(_) => &mut kind.name,
+            Target::Key(_) => &mut kind.key,
+            Target::All => &mut kind.all,
+        } += 1;
         let id = EventId::new(itoa(seq)).unwrap_or_else(|_| EventId::from_static(""));
         let mut frame = Frame::new().id(&id).data(data);
         if let Some(event) = event {
@@ -844,6 +898,12 @@ impl Hub {
             lagged: state.lagged,
             subscriptions: state.subscriptions,
             swept: state.swept,
+            issued: state.issued,
+            removed: state.removed,
+            replaced: state.replaced,
+            resumed: state.resumed,
+            delivered: state.delivered,
+            published_to: state.published_to,
         }
     }
 
@@ -900,6 +960,7 @@ impl Hub {
             client.queue.clear();
             client.delivered = 0;
             client.cursor = state.seq;
+            state.delivered += 1;
             return Poll::Frame(Self::reset_frame(state.seq));
         }
         // The next shared frame for this client, and the next frame of its own.
@@ -915,16 +976,19 @@ impl Hub {
                 let frame = frame.clone();
                 client.delivered += 1;
                 state.queued -= 1;
+                state.delivered += 1;
                 Poll::Frame(frame)
             }
             (None, Some((_, frame))) => {
                 let frame = frame.clone();
                 client.delivered += 1;
                 state.queued -= 1;
+                state.delivered += 1;
                 Poll::Frame(frame)
             }
             (Some(s), _) => {
                 client.cursor = s.seq;
+                state.delivered += 1;
                 Poll::Frame(s.frame.clone())
             }
             (None, None) => {
@@ -1384,7 +1448,9 @@ impl Slice for Sweep {
                         self.wakers.push(waker);
                     }
                     self.removed += 1;
-                    if !self.all {
+                    if self.all {
+                        state.removed += 1;
+                    } else {
                         state.swept += 1;
                     }
                     spent += REMOVAL_COST;

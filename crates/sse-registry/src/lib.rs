@@ -59,7 +59,7 @@ mod stream;
 mod work;
 
 pub use config::Config;
-pub use hub::{ClientInfo, Error, Hub, Publish, RESET, Stats, Sweep, Target, Wake};
+pub use hub::{ClientInfo, Error, Hub, Publish, PublishedTo, RESET, Stats, Sweep, Target, Wake};
 pub use id::{ClientId, InvalidClientId, Tag};
 pub use stream::ClientStream;
 pub use work::{DEFAULT_SLICE, Progress, Slice, drive};

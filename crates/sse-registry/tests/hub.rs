@@ -717,3 +717,52 @@ fn a_dropped_queue_task_wakes_what_it_held_and_the_next_publish_starts_another()
     futures_lite::future::block_on(task);
     assert_eq!(log.lock().unwrap().len(), 6);
 }
+
+/// The counts a metrics exporter reads: issued, removed (on request, by a clear, by a sweep),
+/// replaced and resumed streams, frames delivered, and events by the kind of their target.
+#[test]
+fn stats_count_what_happened() {
+    let hub = Hub::default();
+    let t0 = Instant::now();
+    let key = EventName::from_static("news");
+    let (a, b, c) = (
+        hub.issue(Some("n"), t0).unwrap(),
+        hub.issue(None, t0).unwrap(),
+        hub.issue(None, t0).unwrap(),
+    );
+    hub.subscribe(a, &key).unwrap();
+    let first = hub.attach(a, None, t0).unwrap();
+    drop(hub.publish(Target::All, None, "1"));
+    drop(hub.publish(Target::Key(&key), None, "2"));
+    drop(hub.publish(Target::Name("n"), None, "3"));
+    drop(hub.publish(Target::Client(a), None, "4"));
+    drop(hub.publish(Target::Client(b), None, "to b"));
+    // Replaced, resuming after the first event: it gets 2, 3 and 4.
+    let mut again = hub.attach(a, Some("1"), t0).unwrap();
+    drop(first);
+    assert_eq!(datas(&drain(&mut again)), ["2", "3", "4"]);
+    // Not resumable: a reset, which counts as delivered and as lagged, not as resumed.
+    let mut other = hub.attach(b, Some("junk"), t0).unwrap();
+    assert_eq!(drain(&mut other).len(), 1);
+    hub.remove(c).unwrap();
+    let stats = hub.stats();
+    assert_eq!(stats.issued, 3);
+    assert_eq!(stats.removed, 1);
+    assert_eq!(stats.replaced, 1);
+    assert_eq!(stats.resumed, 1);
+    assert_eq!(stats.lagged, 1);
+    assert_eq!(stats.delivered, 4);
+    let to = stats.published_to;
+    assert_eq!((to.client, to.name, to.key, to.all), (2, 1, 1, 1));
+    assert_eq!(to.client + to.name + to.key + to.all, stats.published);
+    // A clear removes on request; a stale sweep counts as swept.
+    hub.issue(None, t0).unwrap();
+    let mut sweep = hub.sweep(t0 + Duration::from_secs(24 * 3600));
+    while sweep.step(1_000) == Progress::More {}
+    assert_eq!(hub.stats().swept, 1, "the client that never attached");
+    drop((again, other));
+    let mut clear = hub.clear();
+    while clear.step(1_000) == Progress::More {}
+    let stats = hub.stats();
+    assert_eq!((stats.removed, stats.clients, stats.issued), (3, 0, 4));
+}
