@@ -47,6 +47,15 @@ pub fn demo_app(
                     *res.status_mut() = StatusCode::NO_CONTENT;
                     res
                 }
+                // The protocol's `{prefix}metrics` (admin token) where scrapers look first.
+                "/metrics" => {
+                    let (mut parts, body) = req.into_parts();
+                    let path = format!("{}metrics", sse.config().prefix);
+                    if let Ok(uri) = path.parse() {
+                        parts.uri = uri;
+                    }
+                    sse.handle(http::Request::from_parts(parts, body)).await
+                }
                 _ => sse.handle(req).await,
             })
         }

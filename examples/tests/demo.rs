@@ -276,6 +276,66 @@ fn session_without_ids_in_the_log(runtime: &str) {
     }
 }
 
+/// Opens `id`'s stream on a new connection and reads its first bytes.
+fn open_stream(demo: &Demo, id: &str) -> TcpStream {
+    let mut tcp = TcpStream::connect(demo.addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(tcp, "GET /sse/events/{id} HTTP/1.1\r\nhost: x\r\n\r\n").expect("write");
+    let mut buf = [0u8; 512];
+    let n = tcp.read(&mut buf).expect("the stream opens");
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).contains(" 200 "),
+        "stream of {id}"
+    );
+    tcp
+}
+
+/// Registers a client; its id.
+fn issue_id(demo: &Demo) -> String {
+    let res = demo.call("POST /sse/clients HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    res.rsplit("\r\n\r\n")
+        .next()
+        .expect("a body")
+        .trim()
+        .to_owned()
+}
+
+/// At `RUST_LOG=info` the demo logs one line per request (its route and status, in a span
+/// named by the route) and each stream's opening and end, with why it ended.
+#[test]
+fn an_info_log_has_a_line_per_request_and_why_each_stream_ended() {
+    let demo = Demo::logging(&[], "info");
+    let (a, b) = (issue_id(&demo), issue_id(&demo));
+    let first = open_stream(&demo, &a);
+    let second = open_stream(&demo, &a); // replaces the first
+    let of_b = open_stream(&demo, &b);
+    demo.call(&format!(
+        "DELETE /sse/clients/{b} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    ));
+    drop(second); // the client goes away
+    std::thread::sleep(Duration::from_millis(500));
+    let log = demo.stop();
+    drop((first, of_b));
+    let lines: Vec<&str> = log.lines().collect();
+    let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(
+        count("answered"),
+        6,
+        "two issues, three streams, a delete:\n{log}"
+    );
+    assert_eq!(count(r#"route="issue"}"#), 2, "{log}");
+    assert_eq!(count("status=201"), 2, "{log}");
+    assert_eq!(count(r#"route="remove"}"#), 1, "{log}");
+    assert_eq!(count("stream opened"), 3, "{log}");
+    assert_eq!(count(r#"reason="replaced""#), 1, "{log}");
+    assert_eq!(count(r#"reason="removed (deleted or swept)""#), 1, "{log}");
+    assert_eq!(count(r#"reason="client gone""#), 1, "{log}");
+    for id in [&a, &b] {
+        assert!(!log.contains(&id[..8]), "an id in the log");
+    }
+}
+
 /// `--peer-limits off` (what the load benchmark passes) lifts the per-address limits; with them
 /// on, the burst given by `--issue-burst` is what one address may register before a `429`.
 #[test]

@@ -365,6 +365,95 @@ fn task_completion_reaches_every_tab_of_the_name() {
     });
 }
 
+/// The metrics in the Prometheus text format: name (with its labels) to value.
+fn metrics(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `GET metrics` (admin): the hub's counts and the HTTP layer's, in the Prometheus text
+/// format, with no client id in them.
+#[test]
+fn metrics_in_the_prometheus_text_format() {
+    let server = start_server(config());
+    run(async {
+        let addr = server.addr;
+        let reply = call(addr, Method::GET, "/sse/metrics", &[], "").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        let (a, b) = (issue(addr, None).await, issue(addr, None).await);
+        let mut events = open(addr, &a).await;
+        let reply = call(addr, Method::POST, "/sse/broadcast", &[BEARER], "hi").await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED);
+        assert_eq!(events.next().await.expect("the broadcast").1, "hi");
+        let reply = call(addr, Method::DELETE, &format!("/sse/clients/{b}"), &[], "").await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+        let unknown = sse_registry::ClientId::random();
+        let path = format!("/sse/events/{unknown}");
+        assert_eq!(
+            call(addr, Method::GET, &path, &[], "").await.status,
+            StatusCode::NOT_FOUND
+        );
+
+        let scrape = || async {
+            let reply = call(addr, Method::GET, "/sse/metrics", &[BEARER], "").await;
+            assert_eq!(reply.status, StatusCode::OK);
+            assert!(
+                reply.headers["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/plain; version=0.0.4"),
+                "{:?}",
+                reply.headers
+            );
+            for id in [&a, &b] {
+                assert!(!reply.body.contains(id.as_str()), "an id in the metrics");
+            }
+            reply.body
+        };
+        let text = scrape().await;
+        let m = metrics(&text);
+        let get = |name: &str| {
+            m.get(name)
+                .copied()
+                .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        };
+        assert_eq!(get("sse_clients"), 1.0);
+        assert_eq!(get("sse_streams_open"), 1.0);
+        assert_eq!(get("sse_clients_issued_total"), 2.0);
+        assert_eq!(get("sse_clients_removed_total"), 1.0);
+        assert_eq!(get(r#"sse_events_published_total{target="all"}"#), 1.0);
+        assert_eq!(get(r#"sse_events_published_total{target="key"}"#), 0.0);
+        assert_eq!(get("sse_frames_delivered_total"), 1.0);
+        assert_eq!(get(r#"sse_http_rejected_total{status="401"}"#), 1.0);
+        assert_eq!(get(r#"sse_http_rejected_total{status="404"}"#), 1.0);
+        assert_eq!(
+            get(r#"sse_http_requests_total{route="issue",status="201"}"#),
+            2.0
+        );
+        assert_eq!(get("sse_publish_duration_seconds_count"), 1.0);
+        // One recipient is woken in the publisher's call: no wake-up task ran.
+        assert_eq!(get("sse_wake_run_duration_seconds_count"), 0.0);
+        // A stream's bytes are counted by the time it ends.
+        let written = events.raw.len() as f64;
+        drop(events);
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let m = metrics(&scrape().await);
+            if m.get("sse_streams_open") == Some(&0.0) {
+                assert!(m["sse_stream_bytes_written_total"] >= written, "{m:?}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the stream never ended");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
 #[test]
 fn delete_client_ends_its_stream() {
     let server = start_server(config());

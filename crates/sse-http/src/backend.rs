@@ -24,6 +24,26 @@ pub enum Recipients {
     All,
 }
 
+/// One of a backend's measures, for [`Backend::metrics`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Metric {
+    /// A value that goes up and down (a connection state as 0 or 1, a lag).
+    Gauge {
+        /// What it measures.
+        help: &'static str,
+        /// Its value now.
+        value: u64,
+    },
+    /// A count that only goes up (appends, failures).
+    Counter {
+        /// What it counts.
+        help: &'static str,
+        /// Its value now.
+        value: u64,
+    },
+}
+
 /// Why a backend did not do what it was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -141,6 +161,13 @@ pub trait Backend: Send + Sync + 'static {
     /// state, counts of appends, failures, retries): a JSON object. The default reports nothing.
     fn report(&self) -> Option<serde_json::Value> {
         None
+    }
+
+    /// The backend's own measures for the metrics (`GET {prefix}metrics`): connection state,
+    /// appends, failures, lag; each a metric name (`sse_backend_…`) and its value, read at
+    /// scrape time. The default has none.
+    fn metrics(&self) -> Vec<(&'static str, Metric)> {
+        Vec::new()
     }
 
     /// Called before the service opens a stream for a client its hub knows: ends the client's

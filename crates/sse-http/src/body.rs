@@ -13,6 +13,7 @@ use http_body::{Frame, SizeHint};
 use hyper::rt::Sleep;
 use sse_registry::ClientStream;
 
+use crate::metrics::Telemetry;
 use crate::peers::StreamSlot;
 use crate::runtime::Runtime;
 
@@ -39,6 +40,47 @@ struct EventBody {
     last_frame: Instant,
     /// The stream's place in its peer's count of open streams, given back with the body.
     _slot: Option<StreamSlot>,
+    telemetry: Arc<Telemetry>,
+    /// When the stream opened.
+    opened: Instant,
+    /// Bytes handed out and not yet added to the shared count (added in batches, so that
+    /// streams on different threads do not contend on it for every frame).
+    unwritten: u32,
+    /// The hub ended the stream (rather than the connection dropping it).
+    ended: bool,
+}
+
+/// Bytes a stream hands out before it adds them to the shared count.
+const WRITTEN_BATCH: u32 = 16 * 1024;
+
+impl EventBody {
+    fn written(&mut self, bytes: usize) {
+        self.unwritten = self
+            .unwritten
+            .saturating_add(u32::try_from(bytes).unwrap_or(u32::MAX));
+        if self.unwritten >= WRITTEN_BATCH {
+            self.telemetry.written.inc_by(u64::from(self.unwritten));
+            self.unwritten = 0;
+        }
+    }
+}
+
+impl Drop for EventBody {
+    fn drop(&mut self) {
+        self.telemetry.written.inc_by(u64::from(self.unwritten));
+        let reason = if self.telemetry.is_closing() {
+            "shutdown"
+        } else if !self.ended {
+            "client gone"
+        } else if self.stream.hub().contains(self.stream.client()) {
+            "replaced"
+        } else {
+            "removed (deleted or swept)"
+        };
+        let open = self.runtime.now().saturating_duration_since(self.opened);
+        let ms = open.as_millis();
+        tracing::info!(client = %self.stream.client().tag(), reason, ms, "stream ended");
+    }
 }
 
 /// The keep-alive comment: a bare `:` line, which every parser ignores.
@@ -65,6 +107,7 @@ impl Body {
         runtime: Arc<dyn Runtime>,
         keep_alive: Duration,
         slot: Option<StreamSlot>,
+        telemetry: Arc<Telemetry>,
     ) -> Self {
         let sleep = runtime.sleep(keep_alive);
         let now = runtime.now();
@@ -77,6 +120,10 @@ impl Body {
                 sleep,
                 last_frame: now,
                 _slot: slot,
+                telemetry,
+                opened: now,
+                unwritten: 0,
+                ended: false,
             })),
         }
     }
@@ -124,15 +171,20 @@ impl EventBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         if let Some(greeting) = self.greeting.take() {
             self.last_frame = self.runtime.now();
+            self.written(greeting.len());
             return Poll::Ready(Some(Ok(Frame::data(greeting))));
         }
         match Pin::new(&mut self.stream).poll_next(cx) {
             Poll::Ready(Some(frame)) => {
                 self.last_frame = self.runtime.now();
+                self.written(frame.len());
                 return Poll::Ready(Some(Ok(Frame::data(frame))));
             }
             // Replaced by a newer stream of the same client, removed, or shut down.
-            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Ready(None) => {
+                self.ended = true;
+                return Poll::Ready(None);
+            }
             Poll::Pending => {}
         }
         loop {
@@ -144,6 +196,8 @@ impl EventBody {
                     if due <= now {
                         self.last_frame = now;
                         self.runtime.reset(&mut self.sleep, now + self.keep_alive);
+                        self.telemetry.keep_alives.inc();
+                        self.written(KEEP_ALIVE.len());
                         return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(KEEP_ALIVE)))));
                     }
                     // Fired early (frames went out since it was set): on to the real deadline,

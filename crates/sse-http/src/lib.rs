@@ -81,6 +81,7 @@ pub mod fuzzing;
 mod kill;
 mod lean;
 mod local;
+mod metrics;
 mod peers;
 mod reply;
 mod route;
@@ -90,7 +91,7 @@ mod service;
 mod tasks;
 
 pub use access::{Access, Identity, Refusal};
-pub use backend::{Backend, BackendError, BackendFuture, Recipients};
+pub use backend::{Backend, BackendError, BackendFuture, Metric, Recipients};
 pub use body::Body;
 pub use config::{Config, ConfigError};
 pub use local::LocalBackend;

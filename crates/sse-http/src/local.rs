@@ -7,6 +7,7 @@ use sse_codec::EventName;
 use sse_registry::{ClientId, Hub, Target};
 
 use crate::backend::{Backend, BackendFuture, Recipients};
+use crate::metrics::{TimedWake, Timings, drive_timed, observe};
 use crate::runtime::Runtime;
 
 /// The [`Backend`] of a service on one node: every change is applied to its [`Hub`] at once.
@@ -20,12 +21,22 @@ use crate::runtime::Runtime;
 pub struct LocalBackend {
     hub: Hub,
     runtime: Arc<dyn Runtime>,
+    /// How long publishes, wake-ups and sweep slices take (the service's metrics).
+    timings: Timings,
 }
 
 impl LocalBackend {
     /// The backend of `hub`, waking and sweeping on `runtime`.
     pub fn new(hub: Hub, runtime: Arc<dyn Runtime>) -> Self {
-        Self { hub, runtime }
+        Self::timed(hub, runtime, Timings::default())
+    }
+
+    pub(crate) fn timed(hub: Hub, runtime: Arc<dyn Runtime>, timings: Timings) -> Self {
+        Self {
+            hub,
+            runtime,
+            timings,
+        }
     }
 
     /// Publishes now, without a future (the in-memory publish never waits).
@@ -35,14 +46,23 @@ impl LocalBackend {
         event: Option<&EventName>,
         data: &str,
     ) -> usize {
+        let started = self.runtime.now();
         let published = self.hub.publish(to, event, data);
         let recipients = published.recipients;
         if let Some(task) = self
             .hub
             .queue_wake(published.wake, self.runtime.wake_slice())
         {
-            self.runtime.spawn(Box::pin(task));
+            let now = self.runtime.now();
+            self.runtime.spawn(Box::pin(TimedWake {
+                task: Box::pin(task),
+                clock: self.runtime.clone(),
+                started: now,
+                timings: self.timings.clone(),
+            }));
         }
+        let elapsed = self.runtime.now().saturating_duration_since(started);
+        observe(&self.timings.publish, elapsed);
         recipients
     }
 }
@@ -89,7 +109,8 @@ impl Backend for LocalBackend {
     fn clear(&self) -> BackendFuture<'_, ()> {
         Box::pin(async move {
             let mut clear = self.hub.clear();
-            sse_registry::drive(&mut clear, sse_registry::DEFAULT_SLICE).await;
+            let (budget, slices) = (sse_registry::DEFAULT_SLICE, &self.timings.sweep_slice);
+            drive_timed(&mut clear, budget, &*self.runtime, slices).await;
             Ok(())
         })
     }
@@ -107,7 +128,8 @@ impl Backend for LocalBackend {
     fn sweep(&self) -> BackendFuture<'_, usize> {
         Box::pin(async move {
             let mut sweep = self.hub.sweep(self.runtime.now());
-            sse_registry::drive(&mut sweep, sse_registry::DEFAULT_SLICE).await;
+            let (budget, slices) = (sse_registry::DEFAULT_SLICE, &self.timings.sweep_slice);
+            drive_timed(&mut sweep, budget, &*self.runtime, slices).await;
             Ok(sweep.removed())
         })
     }

@@ -40,6 +40,8 @@ pub enum Route<'a> {
     Stats,
     /// `POST sweep` (admin): a stale sweep now.
     Sweep,
+    /// `GET metrics` (admin): the metrics, in the Prometheus text format.
+    Metrics,
     /// `OPTIONS` on a route's path: a CORS preflight (or a plain `OPTIONS`).
     Preflight {
         /// The methods the path takes, as an `Allow` header value.
@@ -92,7 +94,7 @@ impl<'a> Route<'a> {
             ("tasks", Some(_), Some(_), None) => ("PUT, OPTIONS", None),
             ("notify", Some(key), None, None) => ("POST, OPTIONS", Some(Self::Notify(key))),
             ("broadcast" | "sweep", None, None, None) => ("POST, OPTIONS", None),
-            ("stats", None, None, None) => ("GET, OPTIONS", None),
+            ("stats" | "metrics", None, None, None) => ("GET, OPTIONS", None),
             _ => return Err(RouteError::NotFound),
         };
         if *method == Method::OPTIONS {
@@ -120,6 +122,7 @@ impl<'a> Route<'a> {
             ("notify", &Method::POST) => route,
             ("broadcast", &Method::POST) => Some(Self::Broadcast),
             ("stats", &Method::GET) => Some(Self::Stats),
+            ("metrics", &Method::GET) => Some(Self::Metrics),
             ("sweep", &Method::POST) => Some(Self::Sweep),
             _ => None,
         };
@@ -136,6 +139,7 @@ impl<'a> Route<'a> {
                 | Self::Broadcast
                 | Self::Stats
                 | Self::Sweep
+                | Self::Metrics
         )
     }
 
@@ -169,6 +173,7 @@ impl<'a> Route<'a> {
             Self::Broadcast => "broadcast",
             Self::Stats => "stats",
             Self::Sweep => "sweep",
+            Self::Metrics => "metrics",
             Self::Preflight { .. } => "preflight",
         }
     }
@@ -215,6 +220,8 @@ mod tests {
         assert_eq!(parse(Method::POST, "broadcast"), Ok(Route::Broadcast));
         assert_eq!(parse(Method::GET, "stats"), Ok(Route::Stats));
         assert_eq!(parse(Method::POST, "sweep"), Ok(Route::Sweep));
+        assert_eq!(parse(Method::GET, "metrics"), Ok(Route::Metrics));
+        assert!(Route::Metrics.is_admin());
         assert_eq!(
             parse(Method::OPTIONS, &events),
             Ok(Route::Preflight {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -22,6 +22,7 @@ use crate::body::Body;
 use crate::config::Config;
 use crate::cors;
 use crate::local::LocalBackend;
+use crate::metrics::{self, Telemetry, Timings};
 use crate::peers::{PeerAddr, PeerKey, Peers};
 use crate::reply::{Reject, Res, empty, json, stream_headers};
 use crate::route::Route;
@@ -57,7 +58,8 @@ struct Inner {
     tasks: Tasks,
     /// The per-peer limits' state (`None`: off).
     peers: Option<Arc<Peers>>,
-    shutting_down: AtomicBool,
+    /// The metrics, and whether the service is shutting down.
+    telemetry: Arc<Telemetry>,
 }
 
 /// What the handlers know of a request besides its route.
@@ -100,8 +102,9 @@ impl Sse {
         tasks: impl TaskHandler,
     ) -> Self {
         let runtime: Arc<dyn Runtime> = Arc::new(runtime);
-        let backend = Arc::new(LocalBackend::new(hub.clone(), runtime.clone()));
-        Self::with_backend(config, hub, backend, runtime, tasks)
+        let timings = Timings::default();
+        let backend = LocalBackend::timed(hub.clone(), runtime.clone(), timings.clone());
+        Self::build(config, hub, Arc::new(backend), runtime, tasks, &timings)
     }
 
     /// A service on `hub` that applies what changes it (ids, subscriptions, removals, every
@@ -120,6 +123,17 @@ impl Sse {
         runtime: Arc<dyn Runtime>,
         tasks: impl TaskHandler,
     ) -> Self {
+        Self::build(config, hub, backend, runtime, tasks, &Timings::default())
+    }
+
+    fn build(
+        config: Config,
+        hub: Hub,
+        backend: Arc<dyn Backend>,
+        runtime: Arc<dyn Runtime>,
+        tasks: impl TaskHandler,
+        timings: &Timings,
+    ) -> Self {
         if let Err(err) = config.validate() {
             panic!("invalid sse_http::Config: {err}");
         }
@@ -136,6 +150,12 @@ impl Sse {
             config.max_tasks_per_client,
         );
         let peers = config.peer_limits.clone().map(|l| Arc::new(Peers::new(l)));
+        let telemetry = Arc::new(Telemetry::new(
+            hub.clone(),
+            backend.clone(),
+            tasks.running_count(),
+            timings,
+        ));
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -144,7 +164,7 @@ impl Sse {
                 runtime,
                 tasks,
                 peers,
-                shutting_down: AtomicBool::new(false),
+                telemetry,
             }),
         }
     }
@@ -167,9 +187,13 @@ impl Sse {
                 .runtime
                 .sleep(self.inner.config.sweep_interval)
                 .await;
-            match self.inner.backend.sweep().await {
+            let started = self.inner.runtime.now();
+            let swept = self.inner.backend.sweep().await;
+            let elapsed = self.inner.runtime.now().saturating_duration_since(started);
+            metrics::observe(&self.inner.telemetry.sweep, elapsed);
+            match swept {
                 Ok(0) => {}
-                Ok(removed) => tracing::debug!(removed, "stale sweep"),
+                Ok(removed) => tracing::info!(removed, ms = elapsed.as_millis(), "stale sweep"),
                 Err(err) => tracing::warn!(%err, "stale sweep failed"),
             }
         }
@@ -178,7 +202,7 @@ impl Sse {
     /// Starts shutting down: new streams are refused with 503 and every open stream ends
     /// cleanly (its body finishes), so that connections can close gracefully.
     pub async fn shutdown(&self) {
-        self.inner.shutting_down.store(true, Ordering::Release);
+        self.inner.telemetry.closing.store(true, Ordering::Release);
         let mut clear = self.inner.hub.clear();
         sse_registry::drive(&mut clear, DEFAULT_SLICE).await;
         tracing::info!(closed = clear.removed(), "sse service shut down");
@@ -186,7 +210,7 @@ impl Sse {
 
     /// Whether [`shutdown`](Self::shutdown) has been called.
     pub fn is_shutting_down(&self) -> bool {
-        self.inner.shutting_down.load(Ordering::Acquire)
+        self.inner.telemetry.is_closing()
     }
 
     /// Answers one request. Requests outside the prefix get 404, so a router can try this
@@ -196,9 +220,15 @@ impl Sse {
         B: http_body::Body,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
+        use tracing::Instrument as _;
+        let started = self.inner.runtime.now();
         let (parts, body) = req.into_parts();
+        // A span per request, named by its route, never its path (which may hold a client id).
+        let route = self.route_name(&parts);
+        let span = tracing::info_span!("request", method = %parts.method, route);
         let mut res = self
             .route(&parts, body)
+            .instrument(span.clone())
             .await
             .unwrap_or_else(Reject::into_response);
         cors::apply(
@@ -206,7 +236,25 @@ impl Sse {
             parts.headers.get(header::ORIGIN),
             &mut res,
         );
+        let status = res.status().as_u16();
+        self.inner.telemetry.answered(route, status);
+        let elapsed = self.inner.runtime.now().saturating_duration_since(started);
+        span.in_scope(|| tracing::info!(status, us = elapsed.as_micros(), "answered"));
         res
+    }
+
+    /// The name of the request's route for logs and metrics.
+    fn route_name(&self, head: &Parts) -> &'static str {
+        let prefix = self.inner.config.prefix.as_str();
+        match head.uri.path().strip_prefix(prefix) {
+            None => "outside",
+            Some(path) => match Route::parse(&head.method, path) {
+                Ok(route) => route.name(),
+                Err(crate::RouteError::NotFound) => "not_found",
+                Err(crate::RouteError::MethodNotAllowed { .. }) => "method_not_allowed",
+                Err(_) => "malformed_id",
+            },
+        }
     }
 
     async fn route<B>(&self, head: &Parts, body: B) -> Result<Res, Reject>
@@ -307,6 +355,16 @@ impl Sse {
             }
             Route::Broadcast => self.publish(body, Recipients::All, Some(MESSAGE)).await,
             Route::Stats => Ok(admin::stats(hub, self.inner.tasks.running(), backend)),
+            Route::Metrics => {
+                let mut res = crate::reply::text(StatusCode::OK, &self.inner.telemetry.encode());
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(metrics::CONTENT_TYPE),
+                );
+                res.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                Ok(res)
+            }
             Route::Sweep => {
                 let removed = backend.sweep().await.map_err(refused)?;
                 Ok(json(StatusCode::OK, &json!({ "removed": removed })))
@@ -446,7 +504,7 @@ impl Sse {
             .hub
             .attach(id, last_event_id, runtime.now())
             .map_err(|_| Reject::unknown_client())?;
-        tracing::debug!(client = %id.tag(), resume = stream.resumes_after(), "stream opened");
+        tracing::info!(client = %id.tag(), resume = stream.resumes_after(), "stream opened");
         let start = EventId::new(stream.resumes_after().to_string())
             .unwrap_or_else(|_| EventId::from_static(""));
         let retry = u64::try_from(self.inner.config.retry.as_millis()).unwrap_or(u64::MAX);
@@ -463,6 +521,7 @@ impl Sse {
             runtime.clone(),
             self.inner.config.keep_alive,
             slot,
+            self.inner.telemetry.clone(),
         );
         let mut res = Response::new(body);
         stream_headers(res.headers_mut());

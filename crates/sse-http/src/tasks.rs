@@ -116,6 +116,11 @@ impl Tasks {
         }
     }
 
+    /// The count of tasks running, shared (for the metrics).
+    pub(crate) fn running_count(&self) -> Arc<AtomicUsize> {
+        self.running.clone()
+    }
+
     /// How many tasks are running.
     pub(crate) fn running(&self) -> usize {
         self.running.load(Ordering::Acquire)
