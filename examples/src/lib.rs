@@ -17,6 +17,10 @@ use sse_http::Body;
 /// The demo's page, served at `/`.
 pub const DEMO_PAGE: &str = include_str!("../demo/index.html");
 
+/// The admin page (`/admin`): sign in with the admin token, then the clients live (over SSE, on
+/// [`sse_http::ADMIN_KEY`]), charts of events/s and open streams, and publish forms.
+pub const ADMIN_PAGE: &str = include_str!("../demo/admin.html");
+
 /// The demo's application: its page at `/`, the protocol under its prefix (what `serve_app`
 /// does not answer on its lean path reaches it here).
 pub fn demo_app(
@@ -36,6 +40,14 @@ pub fn demo_app(
             Ok(match req.uri().path() {
                 "/" | "/index.html" => {
                     let mut res = Response::new(Body::full(DEMO_PAGE));
+                    res.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/html; charset=utf-8"),
+                    );
+                    res
+                }
+                "/admin" | "/admin/" => {
+                    let mut res = Response::new(Body::full(ADMIN_PAGE));
                     res.headers_mut().insert(
                         header::CONTENT_TYPE,
                         HeaderValue::from_static("text/html; charset=utf-8"),

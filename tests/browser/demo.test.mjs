@@ -526,4 +526,50 @@ describe('demo page in headless Chromium', { timeout: 120000 }, () => {
     assert.ok(!(await listed()).some((c) => c.name === name));
     assert.deepEqual(pageErrors, [], 'no uncaught errors in the pages');
   });
+  it('(f) the admin page shows tabs connecting and leaving, live', async () => {
+    const page = await context.newPage();
+    await page.setViewportSize({ width: 1280, height: 1100 });
+    page.on('pageerror', (err) => pageErrors.push(`admin: ${err.message}`));
+    await page.goto(`${base()}/admin`, { timeout: STEP });
+    // A wrong token is refused and says so; the right one opens the console.
+    await page.fill('#token', 'not-the-token');
+    await click(page, '#sign-in');
+    await expectText(page, '#signin-error', 'Wrong token');
+    await page.fill('#token', TOKEN);
+    await click(page, '#sign-in');
+    await expectText(page, '#state', 'live');
+
+    const tagOf = async (id) => (await listed()).find((c) => c.id === id)?.tag;
+    const row = (tag) => `#clients tr[data-tag="${tag}"]`;
+    const shown = (tag) => page.locator(row(tag)).count().then((n) => n > 0);
+    const name = `watched-${run}`;
+    const tabs = [await openTab(name), await openTab(name)];
+    const ids = await Promise.all(tabs.map(clientId));
+    const tags = await Promise.all(ids.map(tagOf));
+    assert.ok(tags.every((t) => /^[0-9a-f]{8}$/.test(t)), `tags: ${tags}`);
+    const since = Date.now();
+    for (const tag of tags) {
+      await expectTrue(page, `the admin page lists ${tag}, connected`,
+        (sel) => document.querySelector(sel)?.dataset.attached === 'true', row(tag));
+    }
+    const listedAfter = Date.now() - since;
+    // The ids themselves are not on the page, only their tags.
+    const html = await page.content();
+    for (const id of ids) assert.ok(!html.includes(id), `the admin page shows the id ${id}`);
+
+    await click(tabs[0], '#disconnect');
+    await expectText(tabs[0], '#state', 'closed');
+    const left = Date.now();
+    await expectTrue(page, `the admin page drops ${tags[0]}`,
+      (sel) => !document.querySelector(sel), row(tags[0]));
+    const droppedAfter = Date.now() - left;
+    assert.ok(await shown(tags[1]), 'the other tab is still listed');
+    assert.ok(Number(await page.locator('#updates').textContent()) >= 2, 'updates came over SSE');
+    await page.bringToFront();
+    await page.waitForTimeout(1200); // a sample or two for the charts
+    await page.screenshot({ path: path.join(OUTPUT, `admin-${DEMO_RUNTIME}.png`), fullPage: true });
+    console.log(`admin page (${DEMO_RUNTIME}): listed two tabs ${listedAfter} ms after they ` +
+      `opened, dropped one ${droppedAfter} ms after it disconnected`);
+    assert.deepEqual(pageErrors, [], 'no uncaught errors in the pages');
+  });
 });

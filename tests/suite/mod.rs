@@ -454,6 +454,64 @@ fn metrics_in_the_prometheus_text_format() {
     });
 }
 
+/// The admin key: only the admin may listen to it; its listeners are told when the set of
+/// clients changes, with the hub's counts (never an id), coalesced.
+#[test]
+fn the_admin_key_tells_the_admin_when_clients_change() {
+    let server = start_server(config());
+    run(async {
+        let addr = server.addr;
+        let admin = issue(addr, None).await;
+        let mut events = open(addr, &admin).await;
+        let path = format!("/sse/listen/{admin}/admin.clients");
+        let reply = call(addr, Method::PUT, &path, &[], "").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+        let reply = call(addr, Method::PUT, &path, &[BEARER], "").await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+        // Its own subscription is a change: the first notification comes within the interval.
+        let (kind, data, _) = events.next().await.expect("a notification");
+        assert_eq!(kind, "admin.clients");
+        let counts: serde_json::Value = serde_json::from_str(&data).expect("JSON counts");
+        assert_eq!(counts["clients"], 1, "{counts}");
+        // Fifty clients registered at once: told about them in a few notifications, not fifty,
+        // the last with every one of them counted.
+        let mut ids = Vec::new();
+        for _ in 0..50 {
+            ids.push(issue(addr, None).await);
+        }
+        let mut seen = 0;
+        loop {
+            let (kind, data, _) = events.next().await.expect("a notification");
+            assert_eq!(kind, "admin.clients");
+            for id in &ids {
+                assert!(!data.contains(id.as_str()), "an id in the admin event");
+            }
+            seen += 1;
+            let counts: serde_json::Value = serde_json::from_str(&data).unwrap();
+            if counts["clients"] == 51 {
+                break;
+            }
+        }
+        assert!(seen < 10, "{seen} notifications for 50 clients");
+        // A removal is a change too.
+        let reply = call(
+            addr,
+            Method::DELETE,
+            &format!("/sse/clients/{}", ids[0]),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+        let (_, data, _) = events.next().await.expect("a notification");
+        let counts: serde_json::Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(
+            (counts["clients"].as_u64(), counts["removed"].as_u64()),
+            (Some(50), Some(1))
+        );
+    });
+}
+
 #[test]
 fn delete_client_ends_its_stream() {
     let server = start_server(config());

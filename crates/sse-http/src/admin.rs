@@ -71,6 +71,7 @@ pub(crate) fn list(config: &Config, hub: &Hub, query: &str) -> Result<Res, Rejec
         .map(|c| {
             json!({
                 "id": c.id.to_string(),
+                "tag": c.id.tag().to_string(),
                 "name": c.name.as_deref(),
                 "keys": c.keys.iter().map(|k| &**k).collect::<Vec<_>>(),
                 "attached": c.attached,

@@ -40,6 +40,9 @@
  *   - `name`: the client's name, shared by all the tabs of one user.
  *   - `withCredentials`: send cookies to another origin (EventSource and fetch); the server
  *     must allow it (`Config::cors_credentials`, for origins it lists by name).
+ *   - `headers`: headers sent with every request but the stream (which `EventSource` opens
+ *     without any), e.g. `{ authorization: 'Bearer …' }` for an admin page listening to the
+ *     admin key `admin.clients`.
  *   - `onStateChange(state)`: `state` changed.
  *   - `onOpened()`: the stream is registered and every key is subscribed (`state` is 'open').
  *   - `onRegistered(id)`: a `registered` event (after every (re)connection).
@@ -430,6 +433,7 @@ export class SseClient {
     const timeout = typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(REQUEST_TIMEOUT) : undefined;
     return fetch(this.base + path, {
       method,
+      headers: this.#options.headers ?? {},
       cache: 'no-store',
       credentials: this.#options.withCredentials ? 'include' : 'same-origin',
       signal: timeout,

@@ -25,6 +25,10 @@ pub struct Config {
     pub retry: Duration,
     /// How often the stale sweep runs. Default: 10 s.
     pub sweep_interval: Duration,
+    /// How often the hub's client set is checked for changes while someone (the admin page)
+    /// listens to [`ADMIN_KEY`](crate::ADMIN_KEY): at most one notification per this long,
+    /// however many clients come and go. Default: 250 ms.
+    pub admin_watch: Duration,
     /// How long a connection may take to send a request head, counted from its start or, on a
     /// keep-alive connection, from the end of the last response; then it is closed (a slow or silent peer holds no connection longer). Applies to the lean path
     /// and to hyper's HTTP/1.1 connections (`header_read_timeout`). Default: 30 s.
@@ -89,6 +93,7 @@ impl Default for Config {
             keep_alive: Duration::from_secs(15),
             retry: Duration::from_secs(2),
             sweep_interval: Duration::from_secs(10),
+            admin_watch: Duration::from_millis(250),
             head_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
             cors_origins: Vec::new(),
@@ -176,6 +181,7 @@ impl fmt::Debug for Config {
             .field("keep_alive", &self.keep_alive)
             .field("retry", &self.retry)
             .field("sweep_interval", &self.sweep_interval)
+            .field("admin_watch", &self.admin_watch)
             .field("head_timeout", &self.head_timeout)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("cors_origins", &self.cors_origins)

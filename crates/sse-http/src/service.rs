@@ -38,6 +38,12 @@ pub const MESSAGE: EventName = EventName::from_static("message");
 /// `SseClient` (see its source for the API).
 pub const CLIENT_JS: &str = include_str!("client.js");
 
+/// The admin key: the hub notifies its subscribers (an admin page) when its set of clients
+/// changes (issued, removed, swept, a stream opened or ended), at most once per
+/// [`Config::admin_watch`]; the event's data is the hub's counts as JSON, never an id. Only a
+/// request with the admin token (or an admin [`Identity`]) may listen to it.
+pub const ADMIN_KEY: EventName = EventName::from_static("admin.clients");
+
 /// Event names the protocol itself uses, which therefore cannot be keys.
 pub const RESERVED: [&str; 5] = ["registered", "completed", "progress", "reset", "message"];
 
@@ -181,7 +187,62 @@ impl Sse {
 
     /// Runs the periodic stale sweep until [`shutdown`](Self::shutdown); spawn it once per
     /// service. Each sweep is sliced and yields to the runtime between slices.
+    ///
+    /// It also notifies the listeners of [`ADMIN_KEY`] when the set of clients changes.
     pub async fn sweeper(self) {
+        let watch = self.clone().watch_clients();
+        futures_lite::future::zip(self.sweep_loop(), watch).await;
+    }
+
+    /// Publishes the hub's counts to [`ADMIN_KEY`] when its set of clients changed since the
+    /// last time, checking every [`Config::admin_watch`] while the key has a listener.
+    async fn watch_clients(self) {
+        let mut last = None;
+        while !self.is_shutting_down() {
+            self.inner
+                .runtime
+                .sleep(self.inner.config.admin_watch)
+                .await;
+            if !self.inner.hub.has_key(&ADMIN_KEY) {
+                last = None;
+                continue;
+            }
+            let s = self.inner.hub.stats();
+            let seen = (
+                s.clients,
+                s.attached,
+                s.issued,
+                s.removed,
+                s.swept,
+                s.replaced,
+                s.subscriptions,
+            );
+            if last == Some(seen) {
+                continue;
+            }
+            last = Some(seen);
+            let data = json!({
+                "clients": s.clients,
+                "attached": s.attached,
+                "keys": s.keys,
+                "subscriptions": s.subscriptions,
+                "issued": s.issued,
+                "removed": s.removed,
+                "swept": s.swept,
+                "published": s.published,
+            });
+            let to = Recipients::Key(ADMIN_KEY);
+            let sent = self
+                .inner
+                .backend
+                .publish(to, Some(ADMIN_KEY), data.to_string());
+            if let Err(err) = sent.await {
+                tracing::warn!(%err, "could not notify the admin key");
+            }
+        }
+    }
+
+    async fn sweep_loop(&self) {
         while !self.is_shutting_down() {
             self.inner
                 .runtime
@@ -340,6 +401,9 @@ impl Sse {
                 let key = self.key(key)?;
                 self.known(id).await?;
                 if matches!(route, Route::Listen(..)) {
+                    if key == ADMIN_KEY && !caller.identity.as_ref().is_some_and(|who| who.admin) {
+                        admin::authorize(config, &head.headers)?;
+                    }
                     self.may_listen(&caller, &key)?;
                     backend.subscribe(id, key).await.map_err(refused)?;
                 } else {
