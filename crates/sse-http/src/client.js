@@ -53,7 +53,7 @@
  *   - `onMessage(data, event)`: an admin broadcast (`event: message`).
  *   - `onProgress(taskid, data, event)`: a task's progress; `data` is the parsed JSON.
  *   - `onCompleted(taskid, data, event)`: a task's completion; `data` is the parsed JSON
- *     (`{id, taskid, timestamp}`).
+ *     (`{taskid, timestamp}`).
  *   - `onReset(data, event)`: the server could not replay what was missed.
  *   - `onError(state, error)`: something failed; `state` says what happens now: 'connecting'
  *     (retrying by itself) or 'closed' (given up, e.g. the server refused the name).
