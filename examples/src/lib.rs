@@ -38,22 +38,8 @@ pub fn demo_app(
         let sse = sse.clone();
         async move {
             Ok(match req.uri().path() {
-                "/" | "/index.html" => {
-                    let mut res = Response::new(Body::full(DEMO_PAGE));
-                    res.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/html; charset=utf-8"),
-                    );
-                    res
-                }
-                "/admin" | "/admin/" => {
-                    let mut res = Response::new(Body::full(ADMIN_PAGE));
-                    res.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/html; charset=utf-8"),
-                    );
-                    res
-                }
+                "/" | "/index.html" => html(DEMO_PAGE),
+                "/admin" | "/admin/" => html(ADMIN_PAGE),
                 "/favicon.ico" => {
                     let mut res = Response::new(Body::empty());
                     *res.status_mut() = StatusCode::NO_CONTENT;
@@ -72,6 +58,16 @@ pub fn demo_app(
             })
         }
     })
+}
+
+/// A page of the demo.
+fn html(page: &'static str) -> Response<Body> {
+    let mut res = Response::new(Body::full(page));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    res
 }
 
 /// An axum application with the SSE protocol mounted under its prefix (`/sse/`) beside the

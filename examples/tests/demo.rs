@@ -210,17 +210,7 @@ fn session_without_ids_in_the_log(runtime: &str) {
     }
     let mut streams = Vec::new();
     for id in &ids[..10] {
-        let mut tcp = TcpStream::connect(demo.addr).expect("connect");
-        tcp.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        write!(tcp, "GET /sse/events/{id} HTTP/1.1\r\nhost: x\r\n\r\n").expect("write");
-        let mut buf = [0u8; 512];
-        let n = tcp.read(&mut buf).expect("the stream opens");
-        assert!(
-            String::from_utf8_lossy(&buf[..n]).contains("200"),
-            "stream of {id}"
-        );
-        streams.push(tcp);
+        streams.push(open_stream(&demo, id));
     }
     for id in &ids {
         let res = demo.call(&format!(
