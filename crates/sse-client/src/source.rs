@@ -101,11 +101,11 @@ impl Builder {
     }
 
     /// Starts from this last event ID (sent as `Last-Event-ID` on the first request), to resume
-    /// a stream read earlier. A value that is not a valid header value (CR, LF, NUL) is ignored,
-    /// as the parser would never have produced it.
+    /// a stream read earlier. A value that cannot be a header value (see [`EventSource`]) or
+    /// that holds NUL (which the parser never produces) is ignored.
     #[must_use]
     pub fn last_event_id(mut self, id: &str) -> Self {
-        if HeaderValue::from_str(id).is_ok() && !id.contains('\0') {
+        if header_value(id).is_some() && !id.contains('\0') {
             self.last_event_id = id.to_owned();
         }
         self
@@ -172,7 +172,9 @@ impl fmt::Debug for Builder {
 /// - Every request is a `GET` with `Accept: text/event-stream`, `Cache-Control: no-store`, and
 ///   `Last-Event-ID` set to the last event ID string when it is not empty (the parser's "last
 ///   event ID buffer" rules: the id of the last dispatched event or of the last blank line that
-///   followed an `id:` field; an event cut off by a disconnection does not count).
+///   followed an `id:` field; an event cut off by a disconnection does not count), as its UTF-8
+///   bytes. (An id holding a control character other than tab cannot be a header value: the
+///   request then goes without `Last-Event-ID`.)
 /// - A `retry:` field sets the reconnection time that [`Backoff`] starts from.
 /// - A network error or the end of the body reconnects ([`Item::Reconnecting`], then
 ///   [`Item::Open`] once the server answers again); `204`, any other status but `200`, a
@@ -237,7 +239,7 @@ impl EventSource {
     fn connect(&self) -> BoxFuture<Result<Open, Failure>> {
         let last_event_id = self.decoder.last_event_id();
         let last_event_id = (!last_event_id.is_empty())
-            .then(|| HeaderValue::from_str(last_event_id).ok())
+            .then(|| header_value(last_event_id))
             .flatten();
         Box::pin(open(
             self.connector.clone(),
@@ -465,6 +467,12 @@ pub(crate) fn set_host(headers: &mut HeaderMap, uri: &Uri) {
     {
         headers.insert(header::HOST, host);
     }
+}
+
+/// An id as a `Last-Event-ID` value: its UTF-8 bytes as they are (non-ASCII included); `None`
+/// for one with a control character other than tab, which `http` does not let into a header.
+fn header_value(id: &str) -> Option<HeaderValue> {
+    HeaderValue::from_bytes(id.as_bytes()).ok()
 }
 
 /// Whether a `Content-Type` is `text/event-stream` (its MIME type essence, parameters aside,

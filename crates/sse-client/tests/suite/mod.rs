@@ -389,6 +389,27 @@ fn last_event_id_follows_the_buffer_rules_across_reconnections() {
 }
 
 #[test]
+fn a_non_ascii_last_event_id_goes_back_as_utf_8() {
+    let server = Scripted::start(vec![
+        Reply::close(format!("{STREAM_HEAD}retry: 1\nid: café☕\ndata: x\n\n")),
+        Reply::close(STREAM_HEAD),
+    ]);
+    let uri: Uri = format!("http://{}/s", server.addr).parse().unwrap();
+    run(async {
+        let mut source = Builder::new(uri, Rt, Tcp).backoff(exact(Some(1))).build();
+        open(&mut source).await;
+        assert_eq!(event(&mut source).await.last_event_id(), "café☕");
+        assert!(matches!(item(&mut source).await, Item::Reconnecting { .. }));
+        open(&mut source).await;
+    });
+    assert_eq!(server.next_header("last-event-id"), None);
+    assert_eq!(
+        server.next_header("last-event-id").as_deref(),
+        Some("café☕")
+    );
+}
+
+#[test]
 fn a_request_says_what_it_accepts() {
     let server = Scripted::start(vec![Reply::close(STREAM_HEAD)]);
     let uri: Uri = format!("http://{}/s?q=1", server.addr).parse().unwrap();
