@@ -79,7 +79,11 @@ async fn follow_protocol(prefix: http::Uri, keys: &[String]) -> ExitCode {
                 eprintln!("listen {key:?} failed: {err}");
             }
         }
-        let mut source = client.events(&id).build();
+        // The demo sends a keep-alive comment every 15 s: three missed, and the server is gone.
+        let mut source = client
+            .events(&id)
+            .idle_timeout(Some(Duration::from_secs(45)))
+            .build();
         while let Some(item) = source.next().await {
             match item {
                 Ok(item) => show(&item),

@@ -71,6 +71,7 @@ pub struct Builder {
     backoff: Backoff,
     limits: Limits,
     reset: Option<Box<str>>,
+    idle_timeout: Option<Duration>,
 }
 
 impl Builder {
@@ -89,6 +90,7 @@ impl Builder {
             backoff: Backoff::DEFAULT,
             limits: DEFAULT_LIMITS,
             reset: Some(RESET.into()),
+            idle_timeout: None,
         }
     }
 
@@ -136,6 +138,17 @@ impl Builder {
         self
     }
 
+    /// Gives up on a connection that receives nothing for `timeout` (no response head, no
+    /// bytes of the body) and reconnects, as after a network error (default: `None`, wait
+    /// forever, as a browser does). Set it above the server's keep-alive interval (`sse-http`
+    /// sends a comment every 15 s by default) to notice a server that vanished without closing
+    /// the connection.
+    #[must_use]
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
     /// The event source. It connects when first polled.
     pub fn build(self) -> EventSource {
         let mut decoder = Decoder::new(self.limits, self.reset);
@@ -152,6 +165,8 @@ impl Builder {
             decoder,
             attempt: 0,
             state: State::Idle,
+            idle_timeout: self.idle_timeout,
+            idle: None,
         }
     }
 }
@@ -194,6 +209,9 @@ pub struct EventSource {
     /// Attempts since the last connection that opened.
     attempt: u32,
     state: State,
+    idle_timeout: Option<Duration>,
+    /// When the current connection times out, if it ever does.
+    idle: Option<BoxFuture<()>>,
 }
 
 struct RequestParts {
@@ -248,8 +266,25 @@ impl EventSource {
         ))
     }
 
+    /// Starts the idle timeout again (a connection began, or bytes arrived).
+    fn rearm(&mut self) {
+        if let Some(timeout) = self.idle_timeout {
+            self.idle = Some(self.runtime.sleep(timeout));
+        }
+    }
+
+    /// Ready when the idle timeout has run out; pending forever without one.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.idle {
+            Some(idle) => idle.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    }
+
     /// After a disconnection: the `Reconnecting` item and the wait, or giving up.
     fn reconnect(&mut self, cause: Disconnect) -> Result<Item, Error> {
+        self.idle = None;
+        self.decoder.finish();
         if let Some(max) = self.backoff.max_attempts {
             if self.attempt >= max {
                 self.state = State::Done;
@@ -279,18 +314,27 @@ impl Stream for EventSource {
         let this = self.get_mut();
         loop {
             match &mut this.state {
-                State::Idle => this.state = State::Connecting(this.connect()),
-                State::Connecting(connecting) => match ready!(connecting.as_mut().poll(cx)) {
-                    Ok(open) => {
+                State::Idle => {
+                    this.state = State::Connecting(this.connect());
+                    this.rearm();
+                }
+                State::Connecting(connecting) => match connecting.as_mut().poll(cx) {
+                    Poll::Pending => {
+                        ready!(this.poll_idle(cx));
+                        return Poll::Ready(Some(this.reconnect(idle_timeout())));
+                    }
+                    Poll::Ready(Ok(open)) => {
                         this.attempt = 0;
                         this.state = State::Streaming(open);
                         return Poll::Ready(Some(Ok(Item::Open)));
                     }
-                    Err(Failure::Fatal(err)) => {
+                    Poll::Ready(Err(Failure::Fatal(err))) => {
                         this.state = State::Done;
                         return Poll::Ready(Some(Err(err)));
                     }
-                    Err(Failure::Retry(cause)) => return Poll::Ready(Some(this.reconnect(cause))),
+                    Poll::Ready(Err(Failure::Retry(cause))) => {
+                        return Poll::Ready(Some(this.reconnect(cause)));
+                    }
                 },
                 State::Streaming(open) => {
                     // What was read is handed out before anything more is read.
@@ -313,17 +357,21 @@ impl Stream for EventSource {
                             open.connection = None;
                         }
                     }
-                    let cause = match ready!(Pin::new(&mut open.body).poll_frame(cx)) {
-                        Some(Ok(frame)) => {
+                    let cause = match Pin::new(&mut open.body).poll_frame(cx) {
+                        Poll::Pending => {
+                            ready!(this.poll_idle(cx));
+                            idle_timeout()
+                        }
+                        Poll::Ready(Some(Ok(frame))) => {
                             if let Ok(data) = frame.into_data() {
                                 this.decoder.push(data);
+                                this.rearm();
                             }
                             continue;
                         }
-                        Some(Err(err)) => Disconnect::network(err),
-                        None => Disconnect::Ended,
+                        Poll::Ready(Some(Err(err))) => Disconnect::network(err),
+                        Poll::Ready(None) => Disconnect::Ended,
                     };
-                    this.decoder.finish();
                     return Poll::Ready(Some(this.reconnect(cause)));
                 }
                 State::Waiting(sleep) => {
@@ -401,6 +449,14 @@ async fn open(
         connection,
         body: response.into_body(),
     })
+}
+
+/// The cause of a reconnection after [`Builder::idle_timeout`].
+fn idle_timeout() -> Disconnect {
+    Disconnect::network(io::Error::new(
+        io::ErrorKind::TimedOut,
+        "nothing received within the idle timeout",
+    ))
 }
 
 /// A connector's error: futile (stop) or a network error (reconnect).

@@ -494,6 +494,44 @@ fn an_oversized_event_closes_the_connection_with_a_typed_error() {
 }
 
 #[test]
+fn an_idle_timeout_reconnects_a_silent_server_while_connecting_and_streaming() {
+    // One connection that never answers, one that sends its head and nothing more.
+    let server = Scripted::start(vec![Reply::hold(""), Reply::hold(STREAM_HEAD)]);
+    let uri: Uri = format!("http://{}/s", server.addr).parse().unwrap();
+    let timed_out = |cause: &Disconnect| match cause {
+        Disconnect::Network(err) => err.to_string().contains("idle timeout"),
+        _ => false,
+    };
+    run(async {
+        let mut source = Builder::new(uri, Rt, Tcp)
+            .backoff(exact(Some(1)))
+            .idle_timeout(Some(50 * MS))
+            .build();
+        match item(&mut source).await {
+            Item::Reconnecting {
+                attempt: 1, cause, ..
+            } => assert!(timed_out(&cause), "{cause}"),
+            other => panic!("expected Reconnecting, got {other:?}"),
+        }
+        open(&mut source).await;
+        match item(&mut source).await {
+            Item::Reconnecting {
+                attempt: 1, cause, ..
+            } => assert!(timed_out(&cause), "{cause}"),
+            other => panic!("expected Reconnecting, got {other:?}"),
+        }
+        assert!(matches!(
+            stops(&mut source).await,
+            Error::GaveUp { attempts: 1, .. }
+        ));
+    });
+    for _ in 0..2 {
+        assert!(matches!(server.next_seen(), Seen::Request(_)));
+        assert_eq!(server.next_seen(), Seen::ClientClosed, "the client hung up");
+    }
+}
+
+#[test]
 fn the_reset_event_is_its_own_item() {
     let server = Scripted::start(vec![Reply::close(format!(
         "{STREAM_HEAD}id: 4\ndata: x\n\nevent: reset\nid: 9\ndata: 9\n\n"
