@@ -79,6 +79,54 @@ impl Decoder {
     }
 }
 
+/// One step of reading a body through a decoder.
+pub(crate) enum Step {
+    Item(Item),
+    /// A `retry:` field, in milliseconds.
+    Retry(u64),
+    /// A limit was broken: close the connection.
+    Limit(Error),
+    /// A frame was read (and its data pushed): there may be items now.
+    Read,
+    /// The body ended or failed; the decoder has been told (`finish`).
+    End(Disconnect),
+}
+
+/// The parsing path of every body, [`BodyEvents`]' and each connection's of an event source:
+/// hands out what is decoded, and reads one frame only when nothing is (calling `before_read`
+/// first: the event source drives its connection there).
+pub(crate) fn poll_step<B>(
+    decoder: &mut Decoder,
+    body: Pin<&mut B>,
+    cx: &mut Context<'_>,
+    before_read: impl FnOnce(&mut Context<'_>),
+) -> Poll<Step>
+where
+    B: Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    match decoder.next() {
+        Some(Ok(Decoded::Item(item))) => return Poll::Ready(Step::Item(item)),
+        Some(Ok(Decoded::Retry(ms))) => return Poll::Ready(Step::Retry(ms)),
+        Some(Err(limit)) => return Poll::Ready(Step::Limit(limit)),
+        None => {}
+    }
+    before_read(cx);
+    let end = match ready!(body.poll_frame(cx)) {
+        Some(Ok(frame)) => {
+            if let Ok(mut data) = frame.into_data() {
+                let len = data.remaining();
+                decoder.push(data.copy_to_bytes(len));
+            }
+            return Poll::Ready(Step::Read);
+        }
+        Some(Err(err)) => Disconnect::network(err),
+        None => Disconnect::Ended,
+    };
+    decoder.finish();
+    Poll::Ready(Step::End(end))
+}
+
 /// The events of one response body, without reconnecting: what an
 /// [`EventSource`](crate::EventSource) does with each connection's body, for a body you got
 /// elsewhere (or from memory, as the benchmark does).
@@ -162,40 +210,23 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        loop {
-            if this.done {
-                return Poll::Ready(None);
-            }
-            match this.decoder.next() {
-                Some(Ok(Decoded::Item(item))) => return Poll::Ready(Some(Ok(item))),
-                Some(Ok(Decoded::Retry(ms))) => {
-                    this.retry = Some(Duration::from_millis(ms));
-                    continue;
-                }
-                Some(Err(limit)) => {
+        while !this.done {
+            let step = poll_step(&mut this.decoder, Pin::new(&mut this.body), cx, |_| {});
+            match ready!(step) {
+                Step::Item(item) => return Poll::Ready(Some(Ok(item))),
+                Step::Retry(ms) => this.retry = Some(Duration::from_millis(ms)),
+                Step::Read => {}
+                Step::Limit(limit) => {
                     this.done = true;
                     return Poll::Ready(Some(Err(limit)));
                 }
-                None => {}
-            }
-            match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
-                Some(Ok(frame)) => {
-                    if let Ok(mut data) = frame.into_data() {
-                        let len = data.remaining();
-                        this.decoder.push(data.copy_to_bytes(len));
-                    }
-                }
-                Some(Err(err)) => {
+                Step::End(Disconnect::Ended) => this.done = true,
+                Step::End(cause) => {
                     this.done = true;
-                    this.decoder.finish();
-                    return Poll::Ready(Some(Err(Error::Body(Disconnect::network(err)))));
-                }
-                None => {
-                    this.done = true;
-                    this.decoder.finish();
-                    return Poll::Ready(None);
+                    return Poll::Ready(Some(Err(Error::Body(cause))));
                 }
             }
         }
+        Poll::Ready(None)
     }
 }

@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use sse_codec::{Event, Limits};
 
-use crate::body::{DEFAULT_LIMITS, Decoded, Decoder, RESET};
+use crate::body::{DEFAULT_LIMITS, Decoder, RESET, Step, poll_step};
 use crate::{Backoff, BoxFuture, BoxIo, Connect, Disconnect, Error, Runtime};
 
 /// What an [`EventSource`] yields.
@@ -337,40 +337,36 @@ impl Stream for EventSource {
                     }
                 },
                 State::Streaming(open) => {
-                    // What was read is handed out before anything more is read.
-                    match this.decoder.next() {
-                        Some(Ok(Decoded::Item(item))) => return Poll::Ready(Some(Ok(item))),
-                        Some(Ok(Decoded::Retry(ms))) => {
-                            this.reconnection_time = Duration::from_millis(ms);
-                            continue;
+                    let connection = &mut open.connection;
+                    let drive = |cx: &mut Context<'_>| {
+                        // The connection feeds the body; its end (or error) shows there.
+                        if let Some(conn) = connection {
+                            if conn.as_mut().poll(cx).is_ready() {
+                                *connection = None;
+                            }
                         }
-                        Some(Err(limit)) => {
-                            // Dropping the body and the connection closes the socket.
-                            this.state = State::Done;
-                            return Poll::Ready(Some(Err(limit)));
-                        }
-                        None => {}
-                    }
-                    if let Some(connection) = &mut open.connection {
-                        // Its end (or error) shows in the body, which it feeds.
-                        if connection.as_mut().poll(cx).is_ready() {
-                            open.connection = None;
-                        }
-                    }
-                    let cause = match Pin::new(&mut open.body).poll_frame(cx) {
+                    };
+                    let step = poll_step(&mut this.decoder, Pin::new(&mut open.body), cx, drive);
+                    let cause = match step {
                         Poll::Pending => {
                             ready!(this.poll_idle(cx));
                             idle_timeout()
                         }
-                        Poll::Ready(Some(Ok(frame))) => {
-                            if let Ok(data) = frame.into_data() {
-                                this.decoder.push(data);
-                                this.rearm();
-                            }
+                        Poll::Ready(Step::Item(item)) => return Poll::Ready(Some(Ok(item))),
+                        Poll::Ready(Step::Retry(ms)) => {
+                            this.reconnection_time = Duration::from_millis(ms);
                             continue;
                         }
-                        Poll::Ready(Some(Err(err))) => Disconnect::network(err),
-                        Poll::Ready(None) => Disconnect::Ended,
+                        Poll::Ready(Step::Read) => {
+                            this.rearm();
+                            continue;
+                        }
+                        Poll::Ready(Step::Limit(limit)) => {
+                            // Dropping the body and the connection closes the socket.
+                            this.state = State::Done;
+                            return Poll::Ready(Some(Err(limit)));
+                        }
+                        Poll::Ready(Step::End(cause)) => cause,
                     };
                     return Poll::Ready(Some(this.reconnect(cause)));
                 }
