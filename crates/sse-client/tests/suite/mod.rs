@@ -1,0 +1,607 @@
+//! The client's suite over loopback TCP, written once and compiled per runtime: each target
+//! (`tokio.rs`, `smol.rs`) provides `run`, `start_demo`, and the runtime's `Rt` and `Tcp`.
+//!
+//! No test is timed: each asserts on the items and their order. `PATIENCE` only turns a hang
+//! into a failure.
+
+#![allow(unreachable_pub, dead_code)]
+
+pub mod servers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use futures_lite::StreamExt;
+use http::{StatusCode, Uri};
+use sse_client::{
+    Backoff, Builder, Client, Connect, Disconnect, Error, Event, EventSource, Item, Limits,
+    ProtocolError, Runtime,
+};
+use sse_codec::EventName;
+use sse_http::{Config, Sse, Task};
+use sse_registry::Target;
+
+use self::servers::{Axum, Reply, STREAM_HEAD, Scripted, Seen};
+use super::{Rt, Tcp, run, start_demo};
+
+/// How long any one step may take before the test fails as hung.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+const MS: Duration = Duration::from_millis(1);
+
+/// The demo server under test.
+pub struct Demo {
+    pub addr: SocketAddr,
+    pub sse: Sse,
+    stop: Option<Box<dyn FnOnce() + Send>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Demo {
+    pub fn new(
+        addr: SocketAddr,
+        sse: Sse,
+        stop: Box<dyn FnOnce() + Send>,
+        thread: JoinHandle<()>,
+    ) -> Self {
+        Self {
+            addr,
+            sse,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn uri(&self, path: &str) -> Uri {
+        format!("http://{}{path}", self.addr).parse().unwrap()
+    }
+
+    fn client(&self) -> Client {
+        Client::new(self.uri("/sse/"), Rt, Tcp)
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop();
+        }
+        if let Some(thread) = self.thread.take() {
+            if !std::thread::panicking() {
+                thread.join().expect("demo server");
+            }
+        }
+    }
+}
+
+/// The demo's configuration: a short `retry:` so that reconnections in the tests are quick.
+pub fn config() -> Config {
+    let mut config = Config::default();
+    config.retry = 10 * MS;
+    config
+}
+
+/// The application task: two progress reports, then completion.
+pub async fn task_handler(task: Task) {
+    for step in 1..=2 {
+        task.progress(&format!("{}:{step}/2", task.id())).await;
+    }
+}
+
+/// Exact delays (no jitter), so that `after` can be asserted.
+fn exact(max_attempts: Option<u32>) -> Backoff {
+    Backoff {
+        initial: 10 * MS,
+        max: Duration::from_secs(1),
+        jitter: 0.0,
+        max_attempts,
+    }
+}
+
+/// The next item, or a failure after `PATIENCE`.
+async fn next(source: &mut EventSource) -> Option<Result<Item, Error>> {
+    let timeout = Rt.sleep(PATIENCE);
+    futures_lite::future::or(source.next(), async {
+        timeout.await;
+        panic!("no item within {PATIENCE:?}")
+    })
+    .await
+}
+
+async fn item(source: &mut EventSource) -> Item {
+    match next(source).await {
+        Some(Ok(item)) => item,
+        other => panic!("expected an item, got {other:?}"),
+    }
+}
+
+async fn event(source: &mut EventSource) -> Event {
+    match item(source).await {
+        Item::Event(event) => event,
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
+
+async fn open(source: &mut EventSource) {
+    match item(source).await {
+        Item::Open => {}
+        other => panic!("expected Open, got {other:?}"),
+    }
+}
+
+/// The stream's last item: `err`, then the end.
+async fn stops(source: &mut EventSource) -> Error {
+    let err = match next(source).await {
+        Some(Err(err)) => err,
+        other => panic!("expected an error, got {other:?}"),
+    };
+    assert!(next(source).await.is_none(), "items after {err:?}");
+    err
+}
+
+fn registry_id(id: &sse_client::ClientId) -> sse_registry::ClientId {
+    id.expose_secret().parse().expect("a registry id")
+}
+
+#[test]
+fn a_cut_stream_resumes_from_last_event_id_with_every_event_once() {
+    let demo = start_demo(config());
+    let hub = demo.sse.hub().clone();
+    run(async {
+        // Stream connections wait for a permit: the test decides when the client reconnects.
+        let gate = Arc::new(tokio::sync::Semaphore::new(1));
+        let permits = gate.clone();
+        let gated = move |uri: &Uri| {
+            let gate = (uri.path().contains("/events/")).then(|| permits.clone());
+            let connecting = Tcp.connect(uri);
+            async move {
+                if let Some(gate) = gate {
+                    gate.acquire().await.expect("gate").forget();
+                }
+                connecting.await
+            }
+        };
+        let client = Client::new(demo.uri("/sse/"), Rt, gated);
+        let id = client.register(None).await.expect("register");
+        let mut source = client.events(&id).backoff(exact(None)).build();
+
+        open(&mut source).await;
+        let registered = event(&mut source).await;
+        assert_eq!(registered.event_type(), "registered");
+        assert_eq!(registered.data(), id.expose_secret());
+        // The greeting's `retry:` is the reconnection time now.
+        assert_eq!(source.reconnection_time(), 10 * MS);
+
+        // Events for everyone come from the shared history: after a reconnection only a
+        // correct Last-Event-ID brings back those published while the client was away.
+        for data in ["one", "two", "three"] {
+            drop(hub.publish(Target::All, None, data));
+        }
+        for data in ["one", "two", "three"] {
+            assert_eq!(event(&mut source).await.data(), data);
+        }
+        let after_three = source.last_event_id().to_owned();
+        assert!(!after_three.is_empty());
+
+        // The cut: another attach of the client replaces (ends) the client's stream.
+        let replacement = hub
+            .attach(registry_id(&id), Some(&after_three), Instant::now())
+            .expect("attach");
+        match item(&mut source).await {
+            Item::Reconnecting {
+                attempt: 1,
+                after,
+                cause: Disconnect::Ended,
+            } => assert_eq!(after, 10 * MS),
+            other => panic!("expected Reconnecting, got {other:?}"),
+        }
+        for data in ["four", "five"] {
+            drop(hub.publish(Target::All, None, data));
+        }
+        gate.add_permits(1);
+
+        open(&mut source).await;
+        let greeting = event(&mut source).await;
+        assert_eq!(greeting.event_type(), "registered");
+        assert_eq!(
+            greeting.last_event_id(),
+            after_three,
+            "resumes after 'three'"
+        );
+        drop(replacement);
+        assert_eq!(event(&mut source).await.data(), "four");
+        assert_eq!(event(&mut source).await.data(), "five");
+        drop(hub.publish(Target::All, None, "six"));
+        let six = event(&mut source).await;
+        assert_eq!(six.data(), "six");
+        assert_eq!(source.last_event_id(), six.last_event_id());
+    });
+}
+
+#[test]
+fn the_protocol_client_registers_listens_runs_tasks_and_leaves() {
+    let demo = start_demo(config());
+    let hub = demo.sse.hub().clone();
+    run(async {
+        let client = demo.client();
+        let id = client.register(Some("alice")).await.expect("register");
+        client.listen(&id, "news").await.expect("listen");
+        let mut source = client.events(&id).backoff(exact(Some(1))).build();
+        open(&mut source).await;
+        assert_eq!(event(&mut source).await.event_type(), "registered");
+
+        let news = EventName::new("news").unwrap();
+        drop(hub.publish(Target::Key(&news), Some(&news), "n1"));
+        let n1 = event(&mut source).await;
+        assert_eq!((n1.event_type(), n1.data()), ("news", "n1"));
+
+        client.unlisten(&id, "news").await.expect("unlisten");
+        drop(hub.publish(Target::Key(&news), Some(&news), "n2"));
+        drop(hub.publish(Target::All, None, "marker"));
+        let marker = event(&mut source).await;
+        assert_eq!(
+            (marker.event_type(), marker.data()),
+            ("message", "marker"),
+            "no key event after unlisten"
+        );
+
+        client.submit(&id, "t1").await.expect("submit");
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let e = event(&mut source).await;
+            seen.push(e.event_type().to_owned());
+            if e.event_type() == "progress" {
+                assert!(e.data().contains("t1:"), "{:?}", e.data());
+            }
+            assert!(
+                !e.data().contains(id.expose_secret()),
+                "an id in a task event"
+            );
+        }
+        assert_eq!(seen, ["progress", "progress", "completed"]);
+
+        // Refusals are typed; nothing malformed is sent.
+        assert!(matches!(
+            client.listen(&id, "no/slash").await,
+            Err(ProtocolError::InvalidToken("key"))
+        ));
+        let stranger = sse_client::ClientId::parse("0f0e0d0c-0b0a-4908-8706-050403020100").unwrap();
+        match client.listen(&stranger, "news").await {
+            Err(ProtocolError::Status { status, .. }) => assert_eq!(status, StatusCode::NOT_FOUND),
+            other => panic!("expected 404, got {other:?}"),
+        }
+
+        // Leaving ends the stream; the reconnection finds the client gone: a 404 stops it.
+        client.remove(&id).await.expect("remove");
+        assert!(matches!(
+            item(&mut source).await,
+            Item::Reconnecting {
+                attempt: 1,
+                cause: Disconnect::Ended,
+                ..
+            }
+        ));
+        assert!(matches!(
+            stops(&mut source).await,
+            Error::Status(StatusCode::NOT_FOUND)
+        ));
+        assert!(hub.stats().clients == 0, "the client is forgotten");
+    });
+}
+
+#[test]
+fn no_content_another_status_and_another_content_type_stop() {
+    let demo = start_demo(config());
+    run(async {
+        // The demo answers its favicon with 204, its page with HTML.
+        let mut source = Builder::new(demo.uri("/favicon.ico"), Rt, Tcp).build();
+        assert!(matches!(stops(&mut source).await, Error::NoContent));
+
+        let mut source = Builder::new(demo.uri("/"), Rt, Tcp).build();
+        match stops(&mut source).await {
+            Error::ContentType(Some(ct)) => assert_eq!(ct, "text/html; charset=utf-8"),
+            other => panic!("expected ContentType, got {other:?}"),
+        }
+
+        let unknown = demo.uri("/sse/events/0f0e0d0c-0b0a-4908-8706-050403020100");
+        let mut source = Builder::new(unknown, Rt, Tcp).build();
+        assert!(matches!(
+            stops(&mut source).await,
+            Error::Status(StatusCode::NOT_FOUND)
+        ));
+    });
+}
+
+#[test]
+fn retry_sets_the_delay_and_failures_double_it_until_max_attempts() {
+    // One connection that sets `retry: 50` and closes; then the listener is gone.
+    let server = Scripted::start(vec![Reply::close(format!("{STREAM_HEAD}retry: 50\n\n"))]);
+    let uri = format!("http://{}/s", server.addr).parse().unwrap();
+    run(async {
+        let backoff = Backoff {
+            initial: Duration::from_secs(5),
+            ..exact(Some(2))
+        };
+        let mut source = Builder::new(uri, Rt, Tcp).backoff(backoff).build();
+        open(&mut source).await;
+        match item(&mut source).await {
+            Item::Reconnecting {
+                attempt: 1,
+                after,
+                cause: Disconnect::Ended,
+            } => assert_eq!(after, 50 * MS, "the server's retry, not the initial 5 s"),
+            other => panic!("expected Reconnecting, got {other:?}"),
+        }
+        match item(&mut source).await {
+            Item::Reconnecting {
+                attempt: 2,
+                after,
+                cause: Disconnect::Network(_),
+            } => assert_eq!(after, 100 * MS, "doubled after a refused connection"),
+            other => panic!("expected Reconnecting, got {other:?}"),
+        }
+        match stops(&mut source).await {
+            Error::GaveUp {
+                attempts: 2,
+                cause: Disconnect::Network(_),
+            } => {}
+            other => panic!("expected GaveUp, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn last_event_id_follows_the_buffer_rules_across_reconnections() {
+    let server = Scripted::start(vec![
+        // `id: 2` with no data still sets the last event id at its blank line; the event cut
+        // off by the close (`id: 3` without its blank line) does not.
+        Reply::close(format!(
+            "{STREAM_HEAD}retry: 1\nid: 1\ndata: a\n\nid: 2\n\nid: 3\ndata: cut"
+        )),
+        Reply::close(format!("{STREAM_HEAD}data: b\n\nid\ndata: c\n\n")),
+        Reply::close(format!("{STREAM_HEAD}data: d\n\n")),
+    ]);
+    let uri: Uri = format!("http://{}/s", server.addr).parse().unwrap();
+    run(async {
+        let mut source = Builder::new(uri, Rt, Tcp)
+            .backoff(exact(Some(1)))
+            .last_event_id("0")
+            .build();
+        open(&mut source).await;
+        let a = event(&mut source).await;
+        assert_eq!((a.data(), a.last_event_id()), ("a", "1"));
+        assert!(matches!(item(&mut source).await, Item::Reconnecting { .. }));
+        open(&mut source).await;
+        let b = event(&mut source).await;
+        assert_eq!((b.data(), b.last_event_id()), ("b", "2"));
+        // An empty `id` field resets the last event id: no header on the next request.
+        let c = event(&mut source).await;
+        assert_eq!((c.data(), c.last_event_id()), ("c", ""));
+        assert!(matches!(item(&mut source).await, Item::Reconnecting { .. }));
+        open(&mut source).await;
+        assert_eq!(event(&mut source).await.data(), "d");
+    });
+    assert_eq!(server.next_header("last-event-id").as_deref(), Some("0"));
+    assert_eq!(server.next_header("last-event-id").as_deref(), Some("2"));
+    assert_eq!(server.next_header("last-event-id"), None);
+}
+
+#[test]
+fn a_non_ascii_last_event_id_goes_back_as_utf_8() {
+    let server = Scripted::start(vec![
+        Reply::close(format!("{STREAM_HEAD}retry: 1\nid: café☕\ndata: x\n\n")),
+        Reply::close(STREAM_HEAD),
+    ]);
+    let uri: Uri = format!("http://{}/s", server.addr).parse().unwrap();
+    run(async {
+        let mut source = Builder::new(uri, Rt, Tcp).backoff(exact(Some(1))).build();
+        open(&mut source).await;
+        assert_eq!(event(&mut source).await.last_event_id(), "café☕");
+        assert!(matches!(item(&mut source).await, Item::Reconnecting { .. }));
+        open(&mut source).await;
+    });
+    assert_eq!(server.next_header("last-event-id"), None);
+    assert_eq!(
+        server.next_header("last-event-id").as_deref(),
+        Some("café☕")
+    );
+}
+
+#[test]
+fn a_request_says_what_it_accepts() {
+    let server = Scripted::start(vec![Reply::close(STREAM_HEAD)]);
+    let uri: Uri = format!("http://{}/s?q=1", server.addr).parse().unwrap();
+    run(async {
+        let mut source = Builder::new(uri, Rt, Tcp)
+            .header(
+                http::header::AUTHORIZATION,
+                http::HeaderValue::from_static("Bearer t"),
+            )
+            .header(
+                http::header::ACCEPT,
+                http::HeaderValue::from_static("text/html"),
+            )
+            .backoff(exact(Some(0)))
+            .build();
+        open(&mut source).await;
+        assert!(matches!(
+            stops(&mut source).await,
+            Error::GaveUp { attempts: 0, .. }
+        ));
+    });
+    let Seen::Request(head) = server.next_seen() else {
+        panic!("expected a request")
+    };
+    assert!(head.starts_with("get /s?q=1 http/1.1\r\n"), "{head}");
+    for line in [
+        "accept: text/event-stream\r\n",
+        "cache-control: no-store\r\n",
+        "authorization: bearer t\r\n",
+        &format!("host: {}\r\n", server.addr),
+    ] {
+        assert!(head.contains(line), "{line:?} missing from {head}");
+    }
+    assert!(
+        !head.contains("text/html"),
+        "the client's Accept replaces the user's"
+    );
+    assert!(!head.contains("last-event-id"));
+}
+
+#[test]
+fn an_overlong_line_closes_the_connection_with_a_typed_error() {
+    let line = format!("{STREAM_HEAD}data: ok\n\ndata: {}", "x".repeat(4096));
+    let server = Scripted::start(vec![Reply::hold(line)]);
+    let uri: Uri = format!("http://{}/s", server.addr).parse().unwrap();
+    run(async {
+        let limits = Limits {
+            max_line_len: 1024,
+            max_event_len: 1024 * 1024,
+        };
+        let mut source = Builder::new(uri, Rt, Tcp).limits(limits).build();
+        open(&mut source).await;
+        assert_eq!(event(&mut source).await.data(), "ok");
+        assert!(matches!(
+            stops(&mut source).await,
+            Error::LineTooLong { limit: 1024 }
+        ));
+    });
+    assert!(matches!(server.next_seen(), Seen::Request(_)));
+    assert_eq!(server.next_seen(), Seen::ClientClosed, "the client hung up");
+}
+
+#[test]
+fn an_oversized_event_closes_the_connection_with_a_typed_error() {
+    let event = format!("{STREAM_HEAD}{}", "data: 0123456789\n".repeat(200));
+    let server = Scripted::start(vec![Reply::hold(event)]);
+    let uri: Uri = format!("http://{}/s", server.addr).parse().unwrap();
+    run(async {
+        let limits = Limits {
+            max_line_len: 1024,
+            max_event_len: 1024,
+        };
+        let mut source = Builder::new(uri, Rt, Tcp).limits(limits).build();
+        open(&mut source).await;
+        assert!(matches!(
+            stops(&mut source).await,
+            Error::EventTooLarge { limit: 1024 }
+        ));
+    });
+    assert!(matches!(server.next_seen(), Seen::Request(_)));
+    assert_eq!(server.next_seen(), Seen::ClientClosed);
+}
+
+#[test]
+fn an_idle_timeout_reconnects_a_silent_server_while_connecting_and_streaming() {
+    // One connection that never answers, one that sends its head and nothing more.
+    let server = Scripted::start(vec![Reply::hold(""), Reply::hold(STREAM_HEAD)]);
+    let uri: Uri = format!("http://{}/s", server.addr).parse().unwrap();
+    let timed_out = |cause: &Disconnect| match cause {
+        Disconnect::Network(err) => err.to_string().contains("idle timeout"),
+        _ => false,
+    };
+    run(async {
+        let mut source = Builder::new(uri, Rt, Tcp)
+            .backoff(exact(Some(1)))
+            .idle_timeout(Some(50 * MS))
+            .build();
+        match item(&mut source).await {
+            Item::Reconnecting {
+                attempt: 1, cause, ..
+            } => assert!(timed_out(&cause), "{cause}"),
+            other => panic!("expected Reconnecting, got {other:?}"),
+        }
+        open(&mut source).await;
+        match item(&mut source).await {
+            Item::Reconnecting {
+                attempt: 1, cause, ..
+            } => assert!(timed_out(&cause), "{cause}"),
+            other => panic!("expected Reconnecting, got {other:?}"),
+        }
+        assert!(matches!(
+            stops(&mut source).await,
+            Error::GaveUp { attempts: 1, .. }
+        ));
+    });
+    for _ in 0..2 {
+        assert!(matches!(server.next_seen(), Seen::Request(_)));
+        assert_eq!(server.next_seen(), Seen::ClientClosed, "the client hung up");
+    }
+}
+
+#[test]
+fn the_reset_event_is_its_own_item() {
+    let server = Scripted::start(vec![Reply::close(format!(
+        "{STREAM_HEAD}id: 4\ndata: x\n\nevent: reset\nid: 9\ndata: 9\n\n"
+    ))]);
+    let uri: Uri = format!("http://{}/s", server.addr).parse().unwrap();
+    run(async {
+        let mut source = Builder::new(uri, Rt, Tcp).backoff(exact(Some(0))).build();
+        open(&mut source).await;
+        assert_eq!(event(&mut source).await.data(), "x");
+        match item(&mut source).await {
+            Item::Reset(reset) => assert_eq!(reset.last_event_id(), "9"),
+            other => panic!("expected Reset, got {other:?}"),
+        }
+        assert_eq!(source.last_event_id(), "9");
+    });
+}
+
+#[test]
+fn an_https_url_without_a_tls_connector_stops() {
+    run(async {
+        let uri = "https://127.0.0.1:1/s".parse().unwrap();
+        let mut source = Builder::new(uri, Rt, Tcp).build();
+        match stops(&mut source).await {
+            Error::Unsupported(err) => assert_eq!(err.kind(), std::io::ErrorKind::Unsupported),
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn axum_sse_interop_across_a_server_kill_and_restart() {
+    let server = Axum::start(0);
+    let addr = server.addr;
+    let uri: Uri = format!("http://{addr}/stream").parse().unwrap();
+    run(async {
+        let backoff = Backoff {
+            max: 50 * MS,
+            ..exact(None)
+        };
+        let mut source = Builder::new(uri, Rt, Tcp)
+            .backoff(backoff)
+            .reset_event(None)
+            .build();
+        open(&mut source).await;
+        let mut data = Vec::new();
+        for _ in 0..3 {
+            data.push(event(&mut source).await.data().to_owned());
+        }
+        drop(server);
+        assert!(matches!(
+            item(&mut source).await,
+            Item::Reconnecting { attempt: 1, .. }
+        ));
+        let restarted = Axum::start(addr.port());
+        // Refused attempts while the server was away, then it answers again.
+        loop {
+            match item(&mut source).await {
+                Item::Reconnecting { .. } => {}
+                Item::Open => break,
+                other => panic!("expected Reconnecting or Open, got {other:?}"),
+            }
+        }
+        for _ in 0..3 {
+            data.push(event(&mut source).await.data().to_owned());
+        }
+        assert_eq!(
+            data,
+            (1..=6).map(|n| format!("event {n}")).collect::<Vec<_>>(),
+            "the new server saw Last-Event-ID: 3"
+        );
+        drop(restarted);
+    });
+}
