@@ -92,6 +92,63 @@ impl Redis {
             .expect("redis reply");
         line.trim_end().to_owned()
     }
+
+    /// Runs one command whose reply is a bulk string (`INFO`, `CLIENT LIST`) and returns it.
+    pub fn text(&self, args: &[&str]) -> String {
+        let mut conn = StdStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+        conn.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        conn.write_all(request.as_bytes()).expect("send to redis");
+        let mut reader = BufReader::new(conn);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("redis reply");
+        let len: usize = line
+            .trim_end()
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not a bulk string: {line:?}"));
+        let mut body = vec![0; len];
+        std::io::Read::read_exact(&mut reader, &mut body).expect("redis reply");
+        String::from_utf8(body).expect("UTF-8 reply")
+    }
+
+    /// How many times the server ran `command` (lower case), from `INFO commandstats`.
+    pub fn calls(&self, command: &str) -> u64 {
+        let stats = self.text(&["INFO", "commandstats"]);
+        let prefix = format!("cmdstat_{command}:calls=");
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .map_or(0, |rest| {
+                rest.split(',')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("a count")
+            })
+    }
+
+    /// Stops the server (`SIGSTOP`, by its PID): it accepts connections but answers nothing,
+    /// as a hung server does, until [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a [paused](Self::pause) server run again (`SIGCONT`).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("a running server").id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
 }
 
 impl Drop for Redis {
