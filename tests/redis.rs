@@ -16,7 +16,7 @@ mod support;
 
 use std::time::Duration;
 
-use client::{Events, PATIENCE, Version, call, eventually, issue};
+use client::{Events, Version, call, eventually, issue};
 use http::{Method, StatusCode};
 use nodes::{node, node_with, run};
 use sse_http::Config;
@@ -377,15 +377,7 @@ fn redis_outage_is_reported_and_survived() {
 
         redis.spawn();
         // Back: publishing works again (after the nodes reconnect) and reaches the open stream.
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let reply = call(a.addr, Method::POST, "/sse/broadcast", &[BEARER], "after").await;
-            if reply.status == StatusCode::ACCEPTED {
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "never recovered");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        support::broadcast_once_back(a.addr, "after").await;
         assert_eq!(message(&mut on_b).await.0, "after");
         assert!(b.backend.counts().connected);
         drop((a.sse, b.sse));

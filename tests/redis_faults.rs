@@ -170,15 +170,7 @@ fn a_hung_redis_fails_every_request_within_the_deadline() {
         assert!(counts.breaker_opens >= 1, "{counts:?}");
 
         redis.resume();
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let reply = call(a.addr, Method::POST, "/sse/broadcast", &[BEARER], "back").await;
-            if reply.status == StatusCode::ACCEPTED {
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "never recovered");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        support::broadcast_once_back(a.addr, "back").await;
         assert!(!a.backend.counts().breaker_open);
         drop(a.sse);
     });

@@ -79,30 +79,14 @@ impl Redis {
     /// Runs one command on the server (plain RESP over a fresh connection) and returns the
     /// first line of its reply, such as `:0` for an integer reply.
     pub fn command(&self, args: &[&str]) -> String {
-        let mut conn = StdStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
-        conn.set_read_timeout(Some(PATIENCE)).expect("timeout");
-        let mut request = format!("*{}\r\n", args.len());
-        for arg in args {
-            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-        }
-        conn.write_all(request.as_bytes()).expect("send to redis");
         let mut line = String::new();
-        BufReader::new(conn)
-            .read_line(&mut line)
-            .expect("redis reply");
+        self.send(args).read_line(&mut line).expect("redis reply");
         line.trim_end().to_owned()
     }
 
     /// Runs one command whose reply is a bulk string (`INFO`, `CLIENT LIST`) and returns it.
     pub fn text(&self, args: &[&str]) -> String {
-        let mut conn = StdStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
-        conn.set_read_timeout(Some(PATIENCE)).expect("timeout");
-        let mut request = format!("*{}\r\n", args.len());
-        for arg in args {
-            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-        }
-        conn.write_all(request.as_bytes()).expect("send to redis");
-        let mut reader = BufReader::new(conn);
+        let mut reader = self.send(args);
         let mut line = String::new();
         reader.read_line(&mut line).expect("redis reply");
         let len: usize = line
@@ -113,6 +97,18 @@ impl Redis {
         let mut body = vec![0; len];
         std::io::Read::read_exact(&mut reader, &mut body).expect("redis reply");
         String::from_utf8(body).expect("UTF-8 reply")
+    }
+
+    /// Sends one command over a fresh connection; returns the reply to read.
+    fn send(&self, args: &[&str]) -> BufReader<StdStream> {
+        let mut conn = StdStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+        conn.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        conn.write_all(request.as_bytes()).expect("send to redis");
+        BufReader::new(conn)
     }
 
     /// How many times the server ran `command` (lower case), from `INFO commandstats`.
@@ -191,6 +187,27 @@ pub async fn message(events: &mut Events) -> (String, String) {
     match events.next().await {
         Some((t, data, id)) if t == "message" => (data, id),
         other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+/// Broadcasts `data` on `addr` until it is accepted, which it must be within [`PATIENCE`]
+/// (after an outage, once the node reaches Redis again).
+pub async fn broadcast_once_back(addr: SocketAddr, data: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let reply = call(
+            addr,
+            Method::POST,
+            "/sse/broadcast",
+            &[BEARER],
+            data.to_owned(),
+        )
+        .await;
+        if reply.status == StatusCode::ACCEPTED {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -158,9 +158,6 @@ impl Shared {
         // as stale when an earlier try of this resync already moved the hub there.)
         let _ = hub.deliver(bump, Target::Client(ClientId::random()), None, "");
         lock(&self.negative).clear();
-        if self.config.negative_capacity > 0 {
-            tracing::debug!("negative cache cleared by a resync");
-        }
         self.gaps.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             clients = ids.len(),

@@ -735,6 +735,11 @@ impl Backend for RedisBackend {
         })
     }
 
+    /// Appends the event and waits for this node to apply it. An append whose reply is lost
+    /// (or comes after the deadline) fails with [`BackendError::maybe_applied`]: Redis may have
+    /// taken it, and then every node delivers it, once. Publishes carry no idempotency key (the
+    /// service passes none), so a caller that retries such a failure may have it delivered
+    /// twice.
     fn publish(
         &self,
         to: Recipients,
@@ -761,7 +766,7 @@ impl Backend for RedisBackend {
     /// client record of every client attached here, then removes, through the stream, the
     /// clients idle here beyond their grace or TTL whose liveness key is gone (attached on no
     /// node). Every node may sweep at once: a client's removal is appended once, by the node
-    /// that claims it first. Each round trip (of up to [`SWEEP_PIPELINE`] clients) has its own
+    /// that claims it first. Each round trip (of up to 256 clients) has its own
     /// [`deadline`](RedisConfig::deadline).
     fn sweep(&self) -> BackendFuture<'_, usize> {
         Box::pin(async move {

@@ -197,10 +197,7 @@ impl Shared {
         cmd: &redis::Cmd,
         deadline: Instant,
     ) -> Result<T, Failure> {
-        let mut conn = self.connection(deadline).await?;
-        if Instant::now() >= deadline {
-            return Err(Failure::Deadline { sent: false });
-        }
+        let mut conn = self.ready(deadline).await?;
         self.settle(self.within(deadline, cmd.query_async(&mut conn)).await)
     }
 
@@ -210,11 +207,17 @@ impl Shared {
         pipe: &redis::Pipeline,
         deadline: Instant,
     ) -> Result<T, Failure> {
-        let mut conn = self.connection(deadline).await?;
+        let mut conn = self.ready(deadline).await?;
+        self.settle(self.within(deadline, pipe.query_async(&mut conn)).await)
+    }
+
+    /// The connection to send on, if there is time left to send.
+    async fn ready(&self, deadline: Instant) -> Result<MultiplexedConnection, Failure> {
+        let conn = self.connection(deadline).await?;
         if Instant::now() >= deadline {
             return Err(Failure::Deadline { sent: false });
         }
-        self.settle(self.within(deadline, pipe.query_async(&mut conn)).await)
+        Ok(conn)
     }
 
     fn settle<T>(&self, result: Option<redis::RedisResult<T>>) -> Result<T, Failure> {
