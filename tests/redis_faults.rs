@@ -115,56 +115,7 @@ fn a_hung_redis_fails_every_request_within_the_deadline() {
         let a = node_with(&redis, |_, redis_config| redis_config.breaker_threshold = 2).await;
         let id = issue(a.addr, None).await;
         redis.pause();
-        // The first request finds the connection hung, within the deadline.
-        let first = call(a.addr, Method::POST, "/sse/broadcast", &[BEARER], "x").await;
-        assert_eq!(
-            first.status,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "{}",
-            first.body
-        );
-
-        let requests: Vec<_> = (0..50)
-            .map(|n| {
-                let addr = a.addr;
-                let path = if n % 2 == 0 {
-                    "/sse/clients".to_owned()
-                } else {
-                    format!("/sse/listen/{id}/k{n}")
-                };
-                let method = if n % 2 == 0 {
-                    Method::POST
-                } else {
-                    Method::PUT
-                };
-                tokio::spawn(async move { call(addr, method, &path, &[], "").await })
-            })
-            .collect();
-        let all = async {
-            let mut replies = Vec::new();
-            for request in requests {
-                replies.push(request.await.expect("request task"));
-            }
-            replies
-        };
-        // A hang guard, not a timing assertion: 50 connects queued behind a lock take 100 s.
-        let replies = tokio::time::timeout(Duration::from_secs(20), all)
-            .await
-            .expect("every request answered, none queued behind another's connect");
-        for reply in &replies {
-            assert_eq!(
-                reply.status,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "{}",
-                reply.body
-            );
-            assert!(reply.body.contains("the shared store"), "{}", reply.body);
-            assert!(
-                !reply.body.to_lowercase().contains("redis"),
-                "{}",
-                reply.body
-            );
-        }
+        support::fifty_requests_while_hung(a.addr, &id).await;
         let counts = a.backend.counts();
         assert!(counts.fast_failures > 0, "{counts:?}");
         assert!(counts.breaker_opens >= 1, "{counts:?}");

@@ -211,6 +211,45 @@ pub async fn broadcast_once_back(addr: SocketAddr, data: &str) {
     }
 }
 
+/// While Redis hangs ([`Redis::pause`]): one request, then fifty at once (issuing ids and
+/// subscribing `id`), all answered `503` in our words. A hang guard, not a timing assertion:
+/// the fifty must not queue behind each other's connects (fifty connect timeouts, 100 s), and
+/// the guard is far above the deadline.
+pub async fn fifty_requests_while_hung(addr: SocketAddr, id: &str) {
+    // The first request finds the connection hung, within the deadline.
+    let first = call(addr, Method::POST, "/sse/broadcast", &[BEARER], "x").await;
+    let mut replies = vec![first];
+    let requests: Vec<_> = (0..50)
+        .map(|n| {
+            let (method, path) = if n % 2 == 0 {
+                (Method::POST, "/sse/clients".to_owned())
+            } else {
+                (Method::PUT, format!("/sse/listen/{id}/k{n}"))
+            };
+            tokio::spawn(async move { call(addr, method, &path, &[], "").await })
+        })
+        .collect();
+    let all = async {
+        for request in requests {
+            replies.push(request.await.expect("request task"));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), all)
+        .await
+        .expect("every request answered, none queued behind another's connect");
+    for reply in &replies {
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            reply.body
+        );
+        assert!(reply.body.contains("the shared store"), "{}", reply.body);
+        let lower = reply.body.to_lowercase();
+        assert!(!lower.contains("redis"), "{}", reply.body);
+    }
+}
+
 /// Reads the stream until it ends, which it must do within [`PATIENCE`].
 pub async fn ends(events: &mut Events, what: &str) {
     let ended =
