@@ -9,65 +9,19 @@
 
 #[path = "suite/client.rs"]
 mod client;
+#[path = "redis_nodes.rs"]
+mod nodes;
 #[path = "redis_support.rs"]
 mod support;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use client::{Events, PATIENCE, Version, call, eventually, issue};
+use client::{Events, Version, call, eventually, issue};
 use http::{Method, StatusCode};
-use sse_http::{Config, Runtime, Sse};
-use sse_redis::{RedisBackend, RedisConfig};
-use support::{BEARER, Redis, TOKEN, broadcast, ends, message, open, task_handler};
-
-/// One server of the cluster, on an ephemeral loopback port.
-struct Node {
-    addr: SocketAddr,
-    sse: Sse,
-    backend: RedisBackend,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn node(redis: &Redis) -> Node {
-    node_with(redis, |_, _| {}).await
-}
-
-/// A node whose service and backend configurations `configure` adjusts first.
-async fn node_with(redis: &Redis, configure: impl FnOnce(&mut Config, &mut RedisConfig)) -> Node {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut config = Config::default();
-    config.admin_token = Some(TOKEN.into());
-    let mut redis_config = RedisConfig::new(redis.url());
-    redis_config.backoff_max = Duration::from_millis(200);
-    configure(&mut config, &mut redis_config);
-    let runtime: Arc<dyn Runtime> = Arc::new(sse_tokio::runtime());
-    let (sse, backend) =
-        RedisBackend::service(config, redis_config, runtime, task_handler).expect("redis url");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(sse_tokio::serve(listener, sse.clone(), async {
-        stopped.await.ok();
-    }));
-    Node {
-        addr,
-        sse,
-        backend,
-        _stop: stop,
-    }
-}
-
-fn run(f: impl std::future::Future<Output = ()>) {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f);
-}
+use nodes::{node, node_with, run};
+use sse_http::Config;
+use sse_redis::RedisConfig;
+use support::{BEARER, Redis, broadcast, ends, message, open};
 
 #[test]
 fn two_nodes_act_as_one_hub() {
@@ -423,15 +377,7 @@ fn redis_outage_is_reported_and_survived() {
 
         redis.spawn();
         // Back: publishing works again (after the nodes reconnect) and reaches the open stream.
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let reply = call(a.addr, Method::POST, "/sse/broadcast", &[BEARER], "after").await;
-            if reply.status == StatusCode::ACCEPTED {
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "never recovered");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        support::broadcast_once_back(a.addr, "after").await;
         assert_eq!(message(&mut on_b).await.0, "after");
         assert!(b.backend.counts().connected);
         drop((a.sse, b.sse));

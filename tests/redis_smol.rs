@@ -17,7 +17,7 @@ use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use client::PATIENCE;
+use client::{PATIENCE, issue};
 use smol_support::spawn_on_smol;
 use sse_http::{Config, Runtime};
 use sse_redis::{RedisBackend, RedisConfig};
@@ -108,5 +108,28 @@ fn two_nodes_act_as_one_hub_on_smol() {
         let counts = backend.counts();
         assert!(counts.connected && counts.append_errors == 0, "{counts:?}");
     }
+    cluster.stop();
+}
+
+/// Redis hangs under nodes on smol too: the deadline (the smol timer's) bounds every request,
+/// fifty at once all answer `503`, and the node recovers when Redis answers again.
+#[test]
+fn a_hung_redis_fails_every_request_within_the_deadline_on_smol() {
+    let redis = Redis::start();
+    let mut cluster = Cluster::start(&redis, 1);
+    let addr = cluster.addr(0);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let id = issue(addr, None).await;
+            redis.pause();
+            support::fifty_requests_while_hung(addr, &id).await;
+            redis.resume();
+            support::broadcast_once_back(addr, "back").await;
+        });
+    let counts = cluster.nodes[0].1.counts();
+    assert!(counts.fast_failures > 0, "{counts:?}");
     cluster.stop();
 }

@@ -79,6 +79,28 @@ impl Redis {
     /// Runs one command on the server (plain RESP over a fresh connection) and returns the
     /// first line of its reply, such as `:0` for an integer reply.
     pub fn command(&self, args: &[&str]) -> String {
+        let mut line = String::new();
+        self.send(args).read_line(&mut line).expect("redis reply");
+        line.trim_end().to_owned()
+    }
+
+    /// Runs one command whose reply is a bulk string (`INFO`, `CLIENT LIST`) and returns it.
+    pub fn text(&self, args: &[&str]) -> String {
+        let mut reader = self.send(args);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("redis reply");
+        let len: usize = line
+            .trim_end()
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not a bulk string: {line:?}"));
+        let mut body = vec![0; len];
+        std::io::Read::read_exact(&mut reader, &mut body).expect("redis reply");
+        String::from_utf8(body).expect("UTF-8 reply")
+    }
+
+    /// Sends one command over a fresh connection; returns the reply to read.
+    fn send(&self, args: &[&str]) -> BufReader<StdStream> {
         let mut conn = StdStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
         conn.set_read_timeout(Some(PATIENCE)).expect("timeout");
         let mut request = format!("*{}\r\n", args.len());
@@ -86,11 +108,42 @@ impl Redis {
             request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
         }
         conn.write_all(request.as_bytes()).expect("send to redis");
-        let mut line = String::new();
         BufReader::new(conn)
-            .read_line(&mut line)
-            .expect("redis reply");
-        line.trim_end().to_owned()
+    }
+
+    /// How many times the server ran `command` (lower case), from `INFO commandstats`.
+    pub fn calls(&self, command: &str) -> u64 {
+        let stats = self.text(&["INFO", "commandstats"]);
+        let prefix = format!("cmdstat_{command}:calls=");
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .map_or(0, |rest| {
+                rest.split(',')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("a count")
+            })
+    }
+
+    /// Stops the server (`SIGSTOP`, by its PID): it accepts connections but answers nothing,
+    /// as a hung server does, until [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a [paused](Self::pause) server run again (`SIGCONT`).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("a running server").id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} {pid}");
     }
 }
 
@@ -134,6 +187,66 @@ pub async fn message(events: &mut Events) -> (String, String) {
     match events.next().await {
         Some((t, data, id)) if t == "message" => (data, id),
         other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+/// Broadcasts `data` on `addr` until it is accepted, which it must be within [`PATIENCE`]
+/// (after an outage, once the node reaches Redis again).
+pub async fn broadcast_once_back(addr: SocketAddr, data: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let reply = call(
+            addr,
+            Method::POST,
+            "/sse/broadcast",
+            &[BEARER],
+            data.to_owned(),
+        )
+        .await;
+        if reply.status == StatusCode::ACCEPTED {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// While Redis hangs ([`Redis::pause`]): one request, then fifty at once (issuing ids and
+/// subscribing `id`), all answered `503` in our words. A hang guard, not a timing assertion:
+/// the fifty must not queue behind each other's connects (fifty connect timeouts, 100 s), and
+/// the guard is far above the deadline.
+pub async fn fifty_requests_while_hung(addr: SocketAddr, id: &str) {
+    // The first request finds the connection hung, within the deadline.
+    let first = call(addr, Method::POST, "/sse/broadcast", &[BEARER], "x").await;
+    let mut replies = vec![first];
+    let requests: Vec<_> = (0..50)
+        .map(|n| {
+            let (method, path) = if n % 2 == 0 {
+                (Method::POST, "/sse/clients".to_owned())
+            } else {
+                (Method::PUT, format!("/sse/listen/{id}/k{n}"))
+            };
+            tokio::spawn(async move { call(addr, method, &path, &[], "").await })
+        })
+        .collect();
+    let all = async {
+        for request in requests {
+            replies.push(request.await.expect("request task"));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), all)
+        .await
+        .expect("every request answered, none queued behind another's connect");
+    for reply in &replies {
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            reply.body
+        );
+        assert!(reply.body.contains("the shared store"), "{}", reply.body);
+        let lower = reply.body.to_lowercase();
+        assert!(!lower.contains("redis"), "{}", reply.body);
     }
 }
 

@@ -1,4 +1,5 @@
-//! The consumer loop: every node reads the stream in order and applies each record to its hub.
+//! The consumer loop: every node reads the stream in order and applies each record to its hub,
+//! and resynchronises the hub when the stream was trimmed past what it had read.
 
 use std::collections::HashMap;
 use std::sync::Weak;
@@ -11,15 +12,20 @@ use redis::{FromRedisValue, Value};
 use sse_codec::EventName;
 use sse_registry::{ClientId, DEFAULT_SLICE, Target};
 
-use crate::{RECENT, Shared, seq_of};
+use crate::{RECENT, Record, SWEEP_PIPELINE, Shared, lock, seq_of};
 
 /// Entries one `XREAD` returns at most.
 const BATCH: usize = 512;
 
 /// Reads the stream from its start and applies every entry, in order, until the backend is
-/// dropped; retries with backoff whenever Redis fails.
+/// dropped; retries with backoff whenever Redis fails. Every entry carries its number, one more
+/// than the entry before it: a number that jumps means entries were trimmed before this node
+/// read them (after an outage, or lagging by more than the stream keeps), and the node
+/// resynchronises before it applies the entry.
 pub(crate) async fn consume(weak: Weak<Shared>) {
     let mut last = String::from("0-0");
+    // The number (`n`) of the entry `last`, if it had one.
+    let mut number: Option<u64> = None;
     let mut conn: Option<MultiplexedConnection> = None;
     let mut backoff = Duration::ZERO;
     loop {
@@ -34,7 +40,7 @@ pub(crate) async fn consume(weak: Weak<Shared>) {
         let mut c = match conn.take() {
             Some(c) => c,
             None => {
-                let cc = shared.conn_config(config.block + config.timeout);
+                let cc = shared.conn_config(config.timeout, config.block + config.timeout);
                 match shared
                     .client
                     .get_multiplexed_async_connection_with_config(&cc)
@@ -60,33 +66,65 @@ pub(crate) async fn consume(weak: Weak<Shared>) {
             .arg(&last)
             .query_async(&mut c)
             .await;
-        match read {
-            Ok(reply) => {
-                if !shared.connected.swap(true, Ordering::Relaxed) {
-                    tracing::info!(stream = %config.stream, "redis consumer connected");
-                }
-                backoff = Duration::ZERO;
-                conn = Some(c);
-                for key in reply.map(|r| r.keys).unwrap_or_default() {
-                    for entry in key.ids {
-                        match seq_of(&entry.id) {
-                            Some(seq) => {
-                                // A lookup holds the gate while it reads and imports a client
-                                // record, so that it sees the hub between two entries.
-                                let _gate = shared.gate.lock().await;
-                                shared.apply(seq, &entry.map).await;
-                                shared.mark_applied(seq);
-                            }
-                            None => tracing::warn!(id = %entry.id, "stream entry id out of range"),
-                        }
-                        last = entry.id;
-                    }
-                }
-            }
+        let reply = match read {
+            Ok(reply) => reply,
             Err(err) => {
                 failed(&shared, &err, "read");
                 backoff = next_backoff(backoff);
+                continue;
             }
+        };
+        if !shared.connected.swap(true, Ordering::Relaxed) {
+            tracing::info!(stream = %config.stream, "redis consumer connected");
+        }
+        backoff = Duration::ZERO;
+        let entries = reply.map(|r| r.keys).unwrap_or_default();
+        let mut failure = None;
+        for entry in entries.into_iter().flat_map(|key| key.ids) {
+            let Some(seq) = seq_of(&entry.id) else {
+                tracing::warn!(id = %entry.id, "stream entry id out of range");
+                last = entry.id;
+                continue;
+            };
+            let n = entry
+                .map
+                .get("n")
+                .and_then(|n| u64::from_redis_value(n.clone()).ok());
+            // A lookup holds the gate while it reads and imports a client record, so that it
+            // sees the hub between two entries.
+            let _gate = shared.gate.lock().await;
+            if let (Some(before), Some(n)) = (number, n)
+                && n > before + 1
+            {
+                // Entries `before + 1 .. n` were trimmed before this node read them; the
+                // sequence number just below this entry's is above each of them.
+                if let Err(err) = shared.resync(&mut c, seq - 1).await {
+                    failure = Some(err);
+                    break; // read again from `last`: the gap is found again
+                }
+            }
+            if let (Some(before), Some(n)) = (number, n)
+                && n <= before
+            {
+                tracing::warn!(
+                    stream = %config.stream,
+                    "the stream's numbering started again: Redis lost data, and entries this \
+                     node had not read may be lost"
+                );
+            }
+            shared.apply(seq, &entry.map).await;
+            shared.mark_applied(seq);
+            // An entry without a number (appended by an older node) or numbered lower (Redis
+            // lost its counter with its data) starts the count anew.
+            number = n;
+            last = entry.id;
+        }
+        match failure {
+            Some(err) => {
+                failed(&shared, &err, "resync");
+                backoff = next_backoff(backoff);
+            }
+            None => conn = Some(c),
         }
     }
 }
@@ -98,6 +136,60 @@ fn failed(shared: &Shared, err: &redis::RedisError, what: &str) {
 }
 
 impl Shared {
+    /// Brings the hub back in line after a gap: events and client records were trimmed before
+    /// this node applied them. Every client goes (its stream, if open here, ends) and comes
+    /// back from its Redis record, as of a sequence number (`bump`) above every event it saw:
+    /// a client resuming here with a `Last-Event-ID` from before the gap gets a `reset`, a
+    /// client removed in the gap stays gone, and one subscribed in the gap has its keys.
+    /// Clients issued in the gap are looked up on demand, as those of a node started late.
+    /// The caller holds the gate.
+    async fn resync(&self, conn: &mut MultiplexedConnection, bump: u64) -> redis::RedisResult<()> {
+        let hub = &self.hub;
+        let mut ids = Vec::new();
+        let mut offset = Some(0);
+        while let Some(from) = offset {
+            let (clients, next) = hub.list(from, 1024);
+            ids.extend(clients.into_iter().map(|client| client.id));
+            offset = next;
+        }
+        let mut clear = hub.clear();
+        sse_registry::drive(&mut clear, DEFAULT_SLICE).await;
+        // An event for nobody, at `bump`: clients imported now resume only after it. (Refused
+        // as stale when an earlier try of this resync already moved the hub there.)
+        let _ = hub.deliver(bump, Target::Client(ClientId::random()), None, "");
+        lock(&self.negative).clear();
+        self.gaps.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            clients = ids.len(),
+            "the stream was trimmed past what this node had read: resynchronising"
+        );
+        for chunk in ids.chunks(SWEEP_PIPELINE) {
+            let mut pipe = redis::pipe();
+            pipe.cmd("GET").arg(&self.config.cleared_key);
+            for id in chunk {
+                pipe.cmd("HGETALL").arg(self.record_key(id));
+            }
+            let replies: Vec<Value> = pipe.query_async(conn).await?;
+            let mut replies = replies.into_iter();
+            let cleared = replies
+                .next()
+                .and_then(|v| Option::<String>::from_redis_value(v).ok())
+                .flatten();
+            for (id, fields) in chunk.iter().zip(replies) {
+                let fields = HashMap::<String, String>::from_redis_value(fields)?;
+                if let Some(record) = Record::parse(fields, cleared.as_deref()) {
+                    match self.import(*id, record) {
+                        Ok(()) => {
+                            self.resynced.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(err) => tracing::warn!(%err, "client not re-imported"),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Applies one stream entry to the hub.
     async fn apply(&self, seq: u64, map: &HashMap<String, Value>) {
         let field = |name: &str| -> Option<String> {
@@ -152,6 +244,7 @@ impl Shared {
                 }
             }
             ("i", Some(id)) => {
+                lock(&self.negative).remove(id);
                 if let Err(err) = hub.import(id, field("name").as_deref(), now) {
                     tracing::warn!(%err, "client not imported");
                 }

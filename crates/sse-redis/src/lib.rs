@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 mod consume;
+mod link;
+mod lookups;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -8,13 +10,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, FromRedisValue};
+use redis::{AsyncConnectionConfig, Client};
 use sse_codec::EventName;
 use sse_http::{
     Backend, BackendError, BackendFuture, Config, Recipients, Runtime, Sse, TaskHandler,
 };
 use sse_registry::{ClientId, Hub};
+
+use crate::link::Link;
+use crate::lookups::{Negative, Rate};
 
 /// Settings of a [`RedisBackend`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +36,35 @@ pub struct RedisConfig {
     /// reckoned from the appending node's clock against the time in the entry ids (those of the
     /// Redis server's clock), so clock skew between them shifts it. Default: `None`.
     pub max_age: Option<Duration>,
-    /// How long a call waits for Redis, and then for this node to apply its record. Default: 2 s.
+    /// How long one connect or one command waits for Redis, and then how long a call waits for
+    /// this node to apply its record; all within [`deadline`](Self::deadline). Default: 2 s.
     pub timeout: Duration,
+    /// The longest a call of the service (one HTTP request) waits on Redis, all round trips and
+    /// the wait for this node to apply its record together; then it fails (`503`). Each round
+    /// trip of a sweep has a deadline of its own. Default: 2 s.
+    pub deadline: Duration,
+    /// Consecutive failures of the shared connection (connects and round trips) after which
+    /// the circuit breaker opens: every call fails at once, without trying Redis, for
+    /// [`breaker_cooldown`](Self::breaker_cooldown); then one call probes Redis while the others
+    /// keep failing at once, and its success closes the breaker. `0` counts as `1`.
+    /// Default: 5.
+    pub breaker_threshold: u32,
+    /// How long the open breaker fails every call before it lets one probe. Default: 1 s.
+    pub breaker_cooldown: Duration,
+    /// Ids Redis did not have that a node remembers, so that looking one up again costs no
+    /// round trip (the oldest is forgotten first); `0` turns the cache off. Default: 10,000.
+    pub negative_capacity: usize,
+    /// How long a node remembers that Redis did not have an id. Applying the id's issue record
+    /// forgets it at once; see the crate docs for the one case where a real id meets a stale
+    /// entry. Default: 1 s.
+    pub negative_ttl: Duration,
+    /// Lookups of ids this node does not know (and did not just find unknown) that may reach
+    /// Redis per [`lookup_period`](Self::lookup_period), for the whole node; beyond it a lookup
+    /// fails at once (`503`). A token bucket: this many at once, refilled evenly over the
+    /// period. Default: 1,000.
+    pub lookup_limit: u32,
+    /// The period of [`lookup_limit`](Self::lookup_limit). Default: 1 s.
+    pub lookup_period: Duration,
     /// How long one `XREAD` blocks. Default: 1 s.
     pub block: Duration,
     /// First delay before retrying after a failure of the consumer loop. Default: 50 ms.
@@ -51,6 +82,10 @@ pub struct RedisConfig {
     /// client subscribes or opens a stream and by every sweep while it is attached.
     /// Default: `sse:client:`.
     pub client_prefix: String,
+    /// Prefix of the sweep's removal claims: the node whose sweep sets `<prefix><id>` first
+    /// (`SET NX`, in the same script as its removal record) is the only one that appends the
+    /// client's removal. Each expires with the client record's TTL. Default: `sse:swept:`.
+    pub claim_prefix: String,
     /// The key holding the stream entry id of the last "forget every client": a client record
     /// older than it is void. Default: `sse:cleared`.
     pub cleared_key: String,
@@ -65,11 +100,19 @@ impl RedisConfig {
             max_len: 100_000,
             max_age: None,
             timeout: Duration::from_secs(2),
+            deadline: Duration::from_secs(2),
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(1),
+            negative_capacity: 10_000,
+            negative_ttl: Duration::from_secs(1),
+            lookup_limit: 1_000,
+            lookup_period: Duration::from_secs(1),
             block: Duration::from_secs(1),
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
             alive_prefix: "sse:alive:".into(),
             client_prefix: "sse:client:".into(),
+            claim_prefix: "sse:swept:".into(),
             cleared_key: "sse:cleared".into(),
         }
     }
@@ -91,6 +134,28 @@ pub struct Counts {
     pub connected: bool,
     /// Clients this node did not know and imported from their Redis record on a lookup.
     pub imported: u64,
+    /// Gaps the consumer loop found: the stream was trimmed past the last entry it had applied
+    /// before it read the entries after it. Each one resynchronised the node (see the crate
+    /// docs).
+    pub gaps: u64,
+    /// Clients re-imported from their Redis records by those resynchronisations.
+    pub resynced: u64,
+    /// Calls that failed at once without trying Redis: the breaker was open, or another call
+    /// was connecting.
+    pub fast_failures: u64,
+    /// Times the circuit breaker opened.
+    pub breaker_opens: u64,
+    /// Whether the circuit breaker is open now.
+    pub breaker_open: bool,
+    /// Ids issued whose record Redis took but this node had not applied in time: the id was
+    /// returned all the same (it is valid on every node).
+    pub late_issues: u64,
+    /// Lookups of unknown ids that read Redis.
+    pub lookups: u64,
+    /// Lookups answered by the negative cache, without a round trip.
+    pub negative_hits: u64,
+    /// Lookups refused because the node's rate of lookups was spent.
+    pub lookups_limited: u64,
 }
 
 /// The encoding of a stream entry id `<ms>-<n>` as an SSE sequence number: `ms << 20 | n`.
@@ -114,8 +179,12 @@ struct Shared {
     client: Client,
     config: RedisConfig,
     runtime: Arc<dyn Runtime>,
-    /// The connection for appends and the sweep; dropped after a failure, made again lazily.
-    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    /// The connection for appends, lookups and the sweep, and its circuit breaker.
+    link: Link,
+    /// Ids Redis did not have, for a while.
+    negative: Mutex<Negative>,
+    /// The node's rate of lookups that reach Redis.
+    lookup_rate: Mutex<Rate>,
     /// The highest sequence number of a record this node has applied.
     applied: tokio::sync::watch::Sender<u64>,
     /// Recipients of the latest events applied, for the callers waiting on them.
@@ -133,6 +202,14 @@ struct Shared {
     read_errors: AtomicU64,
     connected: AtomicBool,
     imported: AtomicU64,
+    gaps: AtomicU64,
+    resynced: AtomicU64,
+    fast_failures: AtomicU64,
+    breaker_opened: AtomicU64,
+    late_issues: AtomicU64,
+    lookups: AtomicU64,
+    negative_hits: AtomicU64,
+    lookups_limited: AtomicU64,
 }
 
 impl fmt::Debug for RedisBackend {
@@ -150,14 +227,16 @@ const RECENT: usize = 4096;
 
 /// Appends one record to the stream and updates the client record it changes, atomically, so
 /// that the records and the stream never disagree; opening a stream also sets the client's
-/// liveness key. `KEYS`: the stream, the client record, the clear marker, the liveness key.
-/// `ARGV`: the trim strategy (`MAXLEN` or `MINID`) and its threshold, the TTLs of the record and
-/// of the liveness key in milliseconds, then the entry's fields and values (`op` first). Returns
-/// the entry id.
+/// liveness key. `KEYS`: the stream, the client record, the clear marker, the liveness key, the
+/// stream's counter. `ARGV`: the trim strategy (`MAXLEN` or `MINID`) and its threshold, the TTLs
+/// of the record and of the liveness key in milliseconds, then the entry's fields and values
+/// (`op` first). Every entry carries its number `n` from the counter, one more than the entry
+/// before it, so that a node sees when it missed some. Returns the entry id.
 const APPEND: &str = r"
 local f = {}
 for i = 5, #ARGV, 2 do f[ARGV[i]] = ARGV[i + 1] end
-local id = redis.call('XADD', KEYS[1], ARGV[1], '~', ARGV[2], '*', unpack(ARGV, 5))
+local n = redis.call('INCR', KEYS[5])
+local id = redis.call('XADD', KEYS[1], ARGV[1], '~', ARGV[2], '*', 'n', n, unpack(ARGV, 5))
 local op, rec, ttl = f['op'], KEYS[2], ARGV[3]
 if op == 'i' then
   redis.call('HSET', rec, 'i', id)
@@ -181,7 +260,36 @@ end
 return id
 ";
 
-/// Liveness refreshes the sweep sends in one pipeline (one round trip).
+/// Appends an event, numbered as [`APPEND`] numbers every entry. `KEYS`: the stream, its counter.
+/// `ARGV`: the trim strategy and threshold, then the entry's fields and values. Returns the
+/// entry id.
+const EVENT: &str = r"
+local n = redis.call('INCR', KEYS[2])
+return redis.call('XADD', KEYS[1], ARGV[1], '~', ARGV[2], '*', 'n', n, unpack(ARGV, 3))
+";
+
+/// Removes the stale clients whose liveness key is gone, each claimed first so that, of the
+/// nodes sweeping at once, only one appends its removal record (numbered as [`APPEND`] numbers
+/// every entry). `KEYS`: the stream, its counter, then for each client its liveness key, its
+/// record and its claim. `ARGV`: the trim strategy and threshold, the claim's TTL in
+/// milliseconds, then the client ids. Returns the entry ids appended.
+const SWEEP: &str = r"
+local out = {}
+for j = 1, (#KEYS - 2) / 3 do
+  local alive, rec, claim = KEYS[3 * j], KEYS[3 * j + 1], KEYS[3 * j + 2]
+  if redis.call('EXISTS', alive) == 0
+    and redis.call('SET', claim, '1', 'NX', 'PX', ARGV[3]) then
+    local n = redis.call('INCR', KEYS[2])
+    out[#out + 1] = redis.call('XADD', KEYS[1], ARGV[1], '~', ARGV[2], '*',
+      'n', n, 'op', 'r', 'id', ARGV[3 + j])
+    redis.call('DEL', rec)
+  end
+end
+return out
+";
+
+/// Clients the sweep handles in one round trip: the liveness refreshes in one pipeline, the
+/// removals in one script (which holds Redis for a few microseconds per client).
 const SWEEP_PIPELINE: usize = 256;
 
 /// A client as its Redis record holds it.
@@ -230,9 +338,10 @@ impl RedisBackend {
         let shared = Arc::new(Shared {
             hub,
             client,
-            config,
             runtime: runtime.clone(),
-            conn: tokio::sync::Mutex::new(None),
+            link: Link::default(),
+            negative: Mutex::new(Negative::new(config.negative_capacity, config.negative_ttl)),
+            lookup_rate: Mutex::new(Rate::new(config.lookup_limit, config.lookup_period)),
             applied,
             recent: Mutex::new(VecDeque::new()),
             gate: tokio::sync::Mutex::new(()),
@@ -244,6 +353,15 @@ impl RedisBackend {
             read_errors: AtomicU64::new(0),
             connected: AtomicBool::new(false),
             imported: AtomicU64::new(0),
+            gaps: AtomicU64::new(0),
+            resynced: AtomicU64::new(0),
+            fast_failures: AtomicU64::new(0),
+            breaker_opened: AtomicU64::new(0),
+            late_issues: AtomicU64::new(0),
+            lookups: AtomicU64::new(0),
+            negative_hits: AtomicU64::new(0),
+            lookups_limited: AtomicU64::new(0),
+            config,
         });
         runtime.spawn(Box::pin(consume::consume(Arc::downgrade(&shared))));
         Ok(Self { shared })
@@ -264,51 +382,29 @@ impl RedisBackend {
             read_errors: s.read_errors.load(Ordering::Relaxed),
             connected: s.connected.load(Ordering::Relaxed),
             imported: s.imported.load(Ordering::Relaxed),
+            gaps: s.gaps.load(Ordering::Relaxed),
+            resynced: s.resynced.load(Ordering::Relaxed),
+            fast_failures: s.fast_failures.load(Ordering::Relaxed),
+            breaker_opens: s.breaker_opened.load(Ordering::Relaxed),
+            breaker_open: s.link.is_open(),
+            late_issues: s.late_issues.load(Ordering::Relaxed),
+            lookups: s.lookups.load(Ordering::Relaxed),
+            negative_hits: s.negative_hits.load(Ordering::Relaxed),
+            lookups_limited: s.lookups_limited.load(Ordering::Relaxed),
         }
     }
 }
 
 impl Shared {
-    fn conn_config(&self, response: Duration) -> AsyncConnectionConfig {
+    fn conn_config(&self, connect: Duration, response: Duration) -> AsyncConnectionConfig {
         AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.config.timeout))
+            .set_connection_timeout(Some(connect))
             .set_response_timeout(Some(response))
     }
 
-    /// The shared connection, made first if needed.
-    async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
-        let mut guard = self.conn.lock().await;
-        if let Some(conn) = &*guard {
-            return Ok(conn.clone());
-        }
-        let config = self.conn_config(self.config.timeout);
-        let conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        *guard = Some(conn.clone());
-        Ok(conn)
-    }
-
-    /// Runs `cmd` on the shared connection; a failure drops the connection so that the next
-    /// call makes a new one.
-    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
-        let mut conn = self.connection().await?;
-        let result = cmd.query_async(&mut conn).await;
-        if result.is_err() {
-            *self.conn.lock().await = None;
-        }
-        result
-    }
-
-    /// Runs `pipe` on the shared connection, as [`query`](Self::query) runs a command.
-    async fn query_pipe<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> redis::RedisResult<T> {
-        let mut conn = self.connection().await?;
-        let result = pipe.query_async(&mut conn).await;
-        if result.is_err() {
-            *self.conn.lock().await = None;
-        }
-        result
+    /// When a call that starts now must be done with Redis.
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.config.deadline
     }
 
     /// How `XADD` trims the stream: `MAXLEN` and the length, or `MINID` and the oldest entry id
@@ -336,29 +432,60 @@ impl Shared {
         format!("{}{id}", self.config.alive_prefix)
     }
 
+    /// The counter numbering the stream's entries: `<stream>:n`.
+    fn counter_key(&self) -> String {
+        format!("{}:n", self.config.stream)
+    }
+
+    fn claim_key(&self, id: impl fmt::Display) -> String {
+        format!("{}{id}", self.config.claim_prefix)
+    }
+
     /// Appends a record and waits until this node has applied it; returns its sequence number.
-    /// Events go in with a plain `XADD`; records that change a client, with the [`APPEND`]
-    /// script that changes its Redis record in the same step.
-    async fn submit(&self, fields: &[(&str, &str)]) -> Result<u64, BackendError> {
+    async fn submit(
+        &self,
+        fields: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<u64, BackendError> {
+        let seq = self.append(fields, deadline).await?;
+        if self.applied_by(seq, deadline).await {
+            Ok(seq)
+        } else {
+            Err(BackendError::maybe_applied(
+                "the shared store took the change, but this node had not applied it in time",
+            ))
+        }
+    }
+
+    /// Appends a record; returns its sequence number. Events go in with the [`EVENT`] script;
+    /// records that change a client, with the [`APPEND`] script that changes its Redis record
+    /// in the same step.
+    async fn append(
+        &self,
+        fields: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<u64, BackendError> {
         let config = &self.config;
         let (strategy, threshold) = self.trim();
         let mut cmd = if fields.first() == Some(&("op", "p")) {
-            let mut cmd = redis::cmd("XADD");
-            cmd.arg(&config.stream)
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(EVENT)
+                .arg(2)
+                .arg(&config.stream)
+                .arg(self.counter_key())
                 .arg(strategy)
-                .arg("~")
-                .arg(threshold)
-                .arg("*");
+                .arg(threshold);
             cmd
         } else {
             let client = fields.iter().find(|(k, _)| *k == "id").map_or("", |f| f.1);
             let mut cmd = redis::cmd("EVAL");
             cmd.arg(APPEND)
-                .arg(4)
+                .arg(5)
                 .arg(&config.stream)
                 .arg(self.record_key(client))
                 .arg(&config.cleared_key)
                 .arg(self.alive_key(client))
+                .arg(self.counter_key())
                 .arg(strategy)
                 .arg(threshold)
                 .arg(self.record_ttl)
@@ -368,33 +495,27 @@ impl Shared {
         for (k, v) in fields {
             cmd.arg(*k).arg(*v);
         }
-        let id: String = match self.query(&cmd).await {
+        let id: String = match self.query(&cmd, deadline).await {
             Ok(id) => id,
-            Err(err) => {
+            Err(failure) => {
                 self.append_errors.fetch_add(1, Ordering::Relaxed);
-                return Err(unreachable(&err, "append", true));
+                return Err(failure.into_error("append", true));
             }
         };
         self.appended.fetch_add(1, Ordering::Relaxed);
-        let seq = seq_of(&id).ok_or_else(|| {
+        seq_of(&id).ok_or_else(|| {
             tracing::warn!(entry = %id, "redis answered an append with an unexpected entry id");
             BackendError::maybe_applied("the shared store gave an unexpected answer")
-        })?;
+        })
+    }
+
+    /// Waits until this node has applied the record `seq`, at most [`RedisConfig::timeout`] and
+    /// not past `deadline`; returns whether it has.
+    async fn applied_by(&self, seq: u64, deadline: Instant) -> bool {
         let mut applied = self.applied.subscribe();
         let wait = applied.wait_for(|&done| done >= seq);
-        let timeout = self.runtime.sleep(self.config.timeout);
-        let applied = futures_lite::future::or(async { wait.await.is_ok() }, async {
-            timeout.await;
-            false
-        })
-        .await;
-        if applied {
-            Ok(seq)
-        } else {
-            Err(BackendError::maybe_applied(
-                "the shared store took the change, but this node had not applied it in time",
-            ))
-        }
+        let until = deadline.min(Instant::now() + self.config.timeout);
+        matches!(self.within(until, wait).await, Some(Ok(_)))
     }
 
     fn recipients(&self, seq: u64) -> usize {
@@ -408,7 +529,11 @@ impl Shared {
 
     /// The client's Redis record, if it has a valid one: written when it was issued, not
     /// removed since, and newer than the last "forget every client".
-    async fn record(&self, id: ClientId) -> Result<Option<Record>, BackendError> {
+    async fn record(
+        &self,
+        id: ClientId,
+        deadline: Instant,
+    ) -> Result<Option<Record>, BackendError> {
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("HGETALL")
@@ -416,29 +541,37 @@ impl Shared {
             .cmd("GET")
             .arg(&self.config.cleared_key);
         let (fields, cleared): (HashMap<String, String>, Option<String>) = self
-            .query_pipe(&pipe)
+            .query_pipe(&pipe, deadline)
             .await
-            .map_err(|err| unreachable(&err, "record read", false))?;
-        let Some(issued) = fields.get("i").and_then(|i| seq_of(i)) else {
-            return Ok(None);
-        };
+            .map_err(|failure| failure.into_error("record read", false))?;
+        Ok(Record::parse(fields, cleared.as_deref()))
+    }
+}
+
+impl Record {
+    /// The record in `fields` (a client hash), if it is valid: written when the client was
+    /// issued, and newer than the last "forget every client" (`cleared`).
+    fn parse(fields: HashMap<String, String>, cleared: Option<&str>) -> Option<Self> {
+        let issued = fields.get("i").and_then(|i| seq_of(i))?;
         if cleared
-            .and_then(|c| seq_of(&c))
+            .and_then(seq_of)
             .is_some_and(|cleared| cleared >= issued)
         {
-            return Ok(None);
+            return None;
         }
         let keys = fields
             .keys()
             .filter_map(|f| f.strip_prefix("k:"))
             .map(str::to_owned)
             .collect();
-        Ok(Some(Record {
+        Some(Self {
             name: fields.get("name").cloned(),
             keys,
-        }))
+        })
     }
+}
 
+impl Shared {
     /// Imports a client this node does not know from its Redis record (see
     /// [`Backend::lookup`]); returns whether the hub knows it now.
     async fn lookup(&self, id: ClientId) -> Result<bool, BackendError> {
@@ -448,33 +581,60 @@ impl Shared {
         if hub.contains(id) {
             return Ok(true);
         }
-        if self.record(id).await?.is_none() {
+        let now = Instant::now();
+        if lock(&self.negative).contains(id, now) {
+            self.negative_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(false);
+        }
+        if !lock(&self.lookup_rate).take(now) {
+            self.lookups_limited.fetch_add(1, Ordering::Relaxed);
+            return Err(BackendError::unavailable(
+                "too many lookups of unknown clients; try again later",
+            ));
+        }
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+        let deadline = self.deadline();
+        if self.record(id, deadline).await?.is_none() {
+            lock(&self.negative).insert(id, Instant::now());
             return Ok(false);
         }
         // With the consumer paused between two entries, the record read now reflects every
         // entry the hub has applied, and maybe some more: applying those later to the imported
         // client is harmless, as each sets a field to what the record already holds (or
         // removes the client, which the record would then not hold).
-        let _gate = self.gate.lock().await;
+        let Some(_gate) = self.within(deadline, self.gate.lock()).await else {
+            return Err(BackendError::unavailable(
+                "this node is catching up with the shared store",
+            ));
+        };
         if hub.contains(id) {
             return Ok(true); // its `i` entry was applied meanwhile
         }
-        let Some(record) = self.record(id).await? else {
+        let Some(record) = self.record(id, deadline).await? else {
             return Ok(false);
         };
-        match hub.import(id, record.name.as_deref(), Instant::now()) {
-            Ok(_) => {}
-            Err(err) => return Err(BackendError::Refused(err)),
-        }
-        for key in record.keys {
-            if let Ok(key) = EventName::new(key) {
-                let _ = hub.subscribe(id, &key);
-            }
-        }
+        self.import(id, record).map_err(BackendError::Refused)?;
         self.imported.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(client = %id.tag(), "client imported from its redis record");
         Ok(true)
     }
+
+    /// Adds a client to the hub from its record: its name and its keys.
+    fn import(&self, id: ClientId, record: Record) -> Result<(), sse_registry::Error> {
+        self.hub
+            .import(id, record.name.as_deref(), Instant::now())?;
+        for key in record.keys {
+            if let Ok(key) = EventName::new(key) {
+                let _ = self.hub.subscribe(id, &key);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Locks a std mutex, whether or not a panic poisoned it (what it guards stays consistent).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Backend for RedisBackend {
@@ -489,20 +649,40 @@ impl Backend for RedisBackend {
             "applied": c.applied,
             "read_errors": c.read_errors,
             "imported": c.imported,
+            "gaps": c.gaps,
+            "resynced": c.resynced,
+            "fast_failures": c.fast_failures,
+            "breaker_opens": c.breaker_opens,
+            "breaker_open": c.breaker_open,
+            "late_issues": c.late_issues,
+            "lookups": c.lookups,
+            "negative_hits": c.negative_hits,
+            "lookups_limited": c.lookups_limited,
         }))
     }
 
+    /// Appends the issue record (and writes the client's Redis record in the same step), then
+    /// waits for this node to apply it. Once Redis took it, the id is valid on every node, so
+    /// it is returned even if this node did not apply it in time (counted in
+    /// [`Counts::late_issues`]): a route on this node that meets the id first looks it up in
+    /// its record.
     fn issue(&self, name: Option<String>) -> BackendFuture<'_, ClientId> {
         Box::pin(async move {
+            let shared = &self.shared;
             // Checked against this node's replica, which every node shares.
-            self.shared.hub.has_room(name.as_deref())?;
+            shared.hub.has_room(name.as_deref())?;
             let id = ClientId::random();
             let text = id.to_string();
             let mut fields = vec![("op", "i"), ("id", text.as_str())];
             if let Some(name) = &name {
                 fields.push(("name", name));
             }
-            self.shared.submit(&fields).await?;
+            let deadline = shared.deadline();
+            let seq = shared.append(&fields, deadline).await?;
+            if !shared.applied_by(seq, deadline).await {
+                shared.late_issues.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("issued an id this node has not applied yet");
+            }
             Ok(id)
         })
     }
@@ -518,7 +698,10 @@ impl Backend for RedisBackend {
             }
             let id = id.to_string();
             let fields = [("op", "s"), ("id", &id), ("key", key.as_str())];
-            self.shared.submit(&fields).await.map(drop)
+            self.shared
+                .submit(&fields, self.shared.deadline())
+                .await
+                .map(drop)
         })
     }
 
@@ -526,7 +709,10 @@ impl Backend for RedisBackend {
         Box::pin(async move {
             let id = id.to_string();
             let fields = [("op", "u"), ("id", &id), ("key", key.as_str())];
-            self.shared.submit(&fields).await.map(drop)
+            self.shared
+                .submit(&fields, self.shared.deadline())
+                .await
+                .map(drop)
         })
     }
 
@@ -534,16 +720,26 @@ impl Backend for RedisBackend {
         Box::pin(async move {
             let id = id.to_string();
             self.shared
-                .submit(&[("op", "r"), ("id", &id)])
+                .submit(&[("op", "r"), ("id", &id)], self.shared.deadline())
                 .await
                 .map(drop)
         })
     }
 
     fn clear(&self) -> BackendFuture<'_, ()> {
-        Box::pin(async move { self.shared.submit(&[("op", "x")]).await.map(drop) })
+        Box::pin(async move {
+            self.shared
+                .submit(&[("op", "x")], self.shared.deadline())
+                .await
+                .map(drop)
+        })
     }
 
+    /// Appends the event and waits for this node to apply it. An append whose reply is lost
+    /// (or comes after the deadline) fails with [`BackendError::maybe_applied`]: Redis may have
+    /// taken it, and then every node delivers it, once. Publishes carry no idempotency key (the
+    /// service passes none), so a caller that retries such a failure may have it delivered
+    /// twice.
     fn publish(
         &self,
         to: Recipients,
@@ -561,7 +757,7 @@ impl Backend for RedisBackend {
             if let Some(event) = &event {
                 fields.push(("e", event.as_str()));
             }
-            let seq = self.shared.submit(&fields).await?;
+            let seq = self.shared.submit(&fields, self.shared.deadline()).await?;
             Ok(self.shared.recipients(seq))
         })
     }
@@ -569,7 +765,9 @@ impl Backend for RedisBackend {
     /// Refreshes the liveness key (TTL: the hub's grace; opening a stream sets it too) and the
     /// client record of every client attached here, then removes, through the stream, the
     /// clients idle here beyond their grace or TTL whose liveness key is gone (attached on no
-    /// node). Removing twice is harmless, so every node may sweep at once.
+    /// node). Every node may sweep at once: a client's removal is appended once, by the node
+    /// that claims it first. Each round trip (of up to 256 clients) has its own
+    /// [`deadline`](RedisConfig::deadline).
     fn sweep(&self) -> BackendFuture<'_, usize> {
         Box::pin(async move {
             let shared = &self.shared;
@@ -606,22 +804,41 @@ impl Backend for RedisBackend {
                         .ignore();
                 }
                 shared
-                    .query_pipe::<()>(&pipe)
+                    .query_pipe::<()>(&pipe, shared.deadline())
                     .await
-                    .map_err(|err| unreachable(&err, "sweep refresh", false))?;
+                    .map_err(|failure| failure.into_error("sweep refresh", false))?;
             }
-            let mut removed = 0;
-            for id in stale {
-                let mut cmd = redis::cmd("EXISTS");
-                cmd.arg(shared.alive_key(id));
-                let exists: bool = shared
-                    .query(&cmd)
-                    .await
-                    .map_err(|err| unreachable(&err, "sweep check", false))?;
-                if !exists && hub.contains(id) {
-                    self.remove(id).await?;
-                    removed += 1;
+            let (mut removed, mut last) = (0, None);
+            for chunk in stale.chunks(SWEEP_PIPELINE) {
+                let (strategy, threshold) = shared.trim();
+                let mut cmd = redis::cmd("EVAL");
+                cmd.arg(SWEEP)
+                    .arg(2 + 3 * chunk.len())
+                    .arg(&shared.config.stream)
+                    .arg(shared.counter_key());
+                for id in chunk {
+                    cmd.arg(shared.alive_key(id))
+                        .arg(shared.record_key(id))
+                        .arg(shared.claim_key(id));
                 }
+                cmd.arg(strategy).arg(threshold).arg(shared.record_ttl);
+                for id in chunk {
+                    cmd.arg(id.to_string());
+                }
+                let entries: Vec<String> = shared
+                    .query(&cmd, shared.deadline())
+                    .await
+                    .map_err(|failure| failure.into_error("sweep removal", true))?;
+                shared
+                    .appended
+                    .fetch_add(entries.len() as u64, Ordering::Relaxed);
+                removed += entries.len();
+                last = entries.iter().filter_map(|e| seq_of(e)).max().or(last);
+            }
+            // The removals are in the stream (and so on every node); this node applies them
+            // before the sweep returns, unless that takes longer than the deadline.
+            if let Some(seq) = last {
+                shared.applied_by(seq, shared.deadline()).await;
             }
             Ok(removed)
         })
@@ -637,24 +854,9 @@ impl Backend for RedisBackend {
         Box::pin(async move {
             let id = id.to_string();
             self.shared
-                .submit(&[("op", "a"), ("id", &id)])
+                .submit(&[("op", "a"), ("id", &id)], self.shared.deadline())
                 .await
                 .map(drop)
         })
-    }
-}
-
-/// What a peer is told when Redis failed: our words, never the Redis client's error text
-/// (which may name hosts, keys or ids), which is logged here instead. A `write` that failed on
-/// the wire (the connection dropped or timed out after the command was sent) may have been
-/// applied; one refused before it was sent, or answered with an error, was not.
-fn unreachable(err: &redis::RedisError, what: &'static str, write: bool) -> BackendError {
-    tracing::warn!(%err, what, "redis failed");
-    let maybe_applied =
-        write && !err.is_connection_refusal() && (err.is_io_error() || err.is_timeout());
-    if maybe_applied {
-        BackendError::maybe_applied("the shared store did not confirm the change")
-    } else {
-        BackendError::unavailable("the shared store is unreachable")
     }
 }
