@@ -36,6 +36,21 @@ fn two_nodes_act_as_one_hub() {
         );
         // Every node knew every id from the stream: nothing was looked up in the records.
         assert_eq!((counts.imported, b.backend.counts().imported), (0, 0));
+        // The backend's state in the metrics, beside the hub's.
+        let scrape = call(b.addr, Method::GET, "/sse/metrics", &[BEARER], "").await;
+        assert_eq!(scrape.status, StatusCode::OK);
+        let value = |name: &str| {
+            scrape
+                .body
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no {name} in\n{}", scrape.body))
+        };
+        assert_eq!(value("sse_backend_connected"), 1.0);
+        assert_eq!(value("sse_backend_breaker_open"), 0.0);
+        assert!(value("sse_backend_applied_total") >= counts.appended as f64);
+        assert_eq!(value("sse_backend_gaps_total"), 0.0);
+        assert!(value("sse_backend_apply_lag_ms") < 60_000.0);
         drop((a.sse, b.sse));
     });
 }
@@ -353,6 +368,12 @@ fn redis_outage_is_reported_and_survived() {
         let report = &stats.json()["backend"];
         assert_eq!(report["kind"], "redis", "{report}");
         assert_eq!(report["connected"], false, "{report}");
+        let scrape = call(b.addr, Method::GET, "/sse/metrics", &[BEARER], "").await;
+        assert!(
+            scrape.body.contains("\nsse_backend_connected 0\n"),
+            "{}",
+            scrape.body
+        );
         assert!(report["read_errors"].as_u64() > Some(0), "{report}");
         // B keeps serving the clients it knows: the client reconnects there (its other streams
         // cannot be told to end, but it has none) and gets what it missed when Redis is back.

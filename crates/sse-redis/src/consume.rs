@@ -114,6 +114,7 @@ pub(crate) async fn consume(weak: Weak<Shared>) {
             }
             shared.apply(seq, &entry.map).await;
             shared.mark_applied(seq);
+            shared.note_lag(&entry.id);
             // An entry without a number (appended by an older node) or numbered lower (Redis
             // lost its counter with its data) starts the count anew.
             number = n;
@@ -272,6 +273,21 @@ impl Shared {
                 sse_registry::drive(&mut clear, DEFAULT_SLICE).await;
             }
             _ => tracing::warn!(seq, op, "unknown record skipped"),
+        }
+    }
+
+    /// Records how old the entry `id` (`<ms>-<n>`, stamped by Redis when appended) is now.
+    fn note_lag(&self, id: &str) {
+        let appended = id
+            .split_once('-')
+            .and_then(|(ms, _)| ms.parse::<u64>().ok());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        if let Some(appended) = appended {
+            let lag = now.saturating_sub(appended);
+            self.apply_lag_ms
+                .store(lag, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

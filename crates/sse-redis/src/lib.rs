@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use redis::{AsyncConnectionConfig, Client};
 use sse_codec::EventName;
 use sse_http::{
-    Backend, BackendError, BackendFuture, Config, Recipients, Runtime, Sse, TaskHandler,
+    Backend, BackendError, BackendFuture, Config, Metric, Recipients, Runtime, Sse, TaskHandler,
 };
 use sse_registry::{ClientId, Hub};
 
@@ -156,6 +156,10 @@ pub struct Counts {
     pub negative_hits: u64,
     /// Lookups refused because the node's rate of lookups was spent.
     pub lookups_limited: u64,
+    /// How far behind the stream's end this node's consumer is, in milliseconds: the age of the
+    /// last entry it applied (its id's time against this node's clock) when it applied it. A few
+    /// milliseconds while it keeps up; it grows while the node falls behind (or cannot read).
+    pub apply_lag_ms: u64,
 }
 
 /// The encoding of a stream entry id `<ms>-<n>` as an SSE sequence number: `ms << 20 | n`.
@@ -210,6 +214,7 @@ struct Shared {
     lookups: AtomicU64,
     negative_hits: AtomicU64,
     lookups_limited: AtomicU64,
+    apply_lag_ms: AtomicU64,
 }
 
 impl fmt::Debug for RedisBackend {
@@ -361,6 +366,7 @@ impl RedisBackend {
             lookups: AtomicU64::new(0),
             negative_hits: AtomicU64::new(0),
             lookups_limited: AtomicU64::new(0),
+            apply_lag_ms: AtomicU64::new(0),
             config,
         });
         runtime.spawn(Box::pin(consume::consume(Arc::downgrade(&shared))));
@@ -391,6 +397,7 @@ impl RedisBackend {
             lookups: s.lookups.load(Ordering::Relaxed),
             negative_hits: s.negative_hits.load(Ordering::Relaxed),
             lookups_limited: s.lookups_limited.load(Ordering::Relaxed),
+            apply_lag_ms: s.apply_lag_ms.load(Ordering::Relaxed),
         }
     }
 }
@@ -658,7 +665,107 @@ impl Backend for RedisBackend {
             "lookups": c.lookups,
             "negative_hits": c.negative_hits,
             "lookups_limited": c.lookups_limited,
+            "apply_lag_ms": c.apply_lag_ms,
         }))
+    }
+
+    fn metrics(&self) -> Vec<(&'static str, Metric)> {
+        let c = self.counts();
+        let gauge = |help, value| Metric::Gauge { help, value };
+        let counter = |help, value| Metric::Counter { help, value };
+        vec![
+            (
+                "sse_backend_connected",
+                gauge(
+                    "Whether the consumer's last read of the Redis stream succeeded (1) or not (0)",
+                    u64::from(c.connected),
+                ),
+            ),
+            (
+                "sse_backend_breaker_open",
+                gauge(
+                    "Whether the circuit breaker is open: calls fail at once without trying Redis",
+                    u64::from(c.breaker_open),
+                ),
+            ),
+            (
+                "sse_backend_apply_lag_ms",
+                gauge(
+                    "How far behind the stream's end this node is: the age of the last entry it applied, when it applied it",
+                    c.apply_lag_ms,
+                ),
+            ),
+            (
+                "sse_backend_appended",
+                counter("Records this node appended to the stream", c.appended),
+            ),
+            (
+                "sse_backend_append_errors",
+                counter("Appends that failed", c.append_errors),
+            ),
+            (
+                "sse_backend_applied",
+                counter("Records this node's consumer applied", c.applied),
+            ),
+            (
+                "sse_backend_read_errors",
+                counter(
+                    "Failures of the consumer's connects and reads",
+                    c.read_errors,
+                ),
+            ),
+            (
+                "sse_backend_imported",
+                counter(
+                    "Clients imported from their Redis records on a lookup",
+                    c.imported,
+                ),
+            ),
+            (
+                "sse_backend_gaps",
+                counter(
+                    "Gaps found: the stream was trimmed past what this node had read; each resynchronised it",
+                    c.gaps,
+                ),
+            ),
+            (
+                "sse_backend_resynced",
+                counter("Clients re-imported by resynchronisations", c.resynced),
+            ),
+            (
+                "sse_backend_fast_failures",
+                counter(
+                    "Calls failed at once (breaker open, or another call connecting)",
+                    c.fast_failures,
+                ),
+            ),
+            (
+                "sse_backend_breaker_opens",
+                counter("Times the circuit breaker opened", c.breaker_opens),
+            ),
+            (
+                "sse_backend_late_issues",
+                counter(
+                    "Ids returned although this node had not applied them in time",
+                    c.late_issues,
+                ),
+            ),
+            (
+                "sse_backend_lookups",
+                counter("Lookups of unknown ids that read Redis", c.lookups),
+            ),
+            (
+                "sse_backend_negative_hits",
+                counter("Lookups answered by the negative cache", c.negative_hits),
+            ),
+            (
+                "sse_backend_lookups_limited",
+                counter(
+                    "Lookups refused by the node's lookup rate",
+                    c.lookups_limited,
+                ),
+            ),
+        ]
     }
 
     /// Appends the issue record (and writes the client's Redis record in the same step), then
