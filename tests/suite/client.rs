@@ -1,5 +1,11 @@
 //! A small HTTP client for the suite: hyper's low-level client over loopback TCP, on a tokio
 //! runtime of the test's own (independent of the runtime serving the requests).
+//!
+//! Kept hand-written rather than on `sse-client` on purpose: the suite checks the server's wire
+//! format byte for byte (the raw stream, keep-alive comments, headers, the greeting's `retry:`),
+//! opens streams over HTTP/2 (which `sse-client` does not speak), and must see each response as
+//! it is, where `sse-client` reconnects and stops by itself. `crates/sse-client/tests` runs that
+//! client against the same servers.
 
 use std::net::SocketAddr;
 use std::time::Duration;

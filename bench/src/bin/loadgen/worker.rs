@@ -1,6 +1,11 @@
 //! Worker mode: one process holding a share of the client connections (at most a few
 //! thousand, under the per-process open-file limit), on a single-threaded tokio runtime.
 //!
+//! Its HTTP/1.1 reader is hand-written (httparse, a chunked decoder, `sse_codec::Parser`) rather
+//! than `sse-client`'s on purpose: it measures the server alone, so it must cost the generator as
+//! little as possible per connection (no hyper connection task, no reconnect state machine), and
+//! the storm scenario decides itself when a client reconnects and with which `Last-Event-ID`.
+//!
 //! Each client registers (`POST /sse/clients`) on the server it streams from, or, with
 //! `--register-addr`, on another one over a connection of its own, closed once the id is issued
 //! (the two-node runs: ids are shared through Redis). The stream's `GET` is then retried, a
