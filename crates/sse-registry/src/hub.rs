@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use sse_codec::{EventId, EventName, Frame};
 
 use crate::config::Config;
 use crate::id::ClientId;
+use crate::lock::{Guard, Lock};
 use crate::stream::ClientStream;
 use crate::work::{DEFAULT_SLICE, Progress, Slice, WakeQueue, drive_queue, wake_all};
 
@@ -84,7 +85,7 @@ pub struct Hub {
 
 pub(crate) struct Inner {
     pub(crate) config: Config,
-    pub(crate) state: Mutex<State>,
+    pub(crate) state: Lock<State>,
     /// Wake-ups of published events waiting to be driven ([`Hub::queue_wake`]).
     pub(crate) wakes: WakeQueue,
 }
@@ -404,7 +405,7 @@ impl Hub {
         Self {
             inner: Arc::new(Inner {
                 config,
-                state: Mutex::new(state),
+                state: Lock::new(state),
                 wakes: WakeQueue::default(),
             }),
         }
@@ -415,13 +416,14 @@ impl Hub {
         &self.inner.config
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while the lock was held cannot leave the state half-updated in a way that
-        // matters more than stopping every client would, so a poisoned lock is used as is.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    pub(crate) fn lock(&self) -> Guard<'_, State> {
+        self.inner.state.lock()
+    }
+
+    /// How often the hub's lock was taken, and how long held, since the hub was made.
+    #[cfg(feature = "lock-stats")]
+    pub fn lock_stats(&self) -> crate::LockStats {
+        self.inner.state.stats()
     }
 
     /// Issues a new client id, optionally tagged with a name shared by all clients of one user.
@@ -727,7 +729,7 @@ impl Hub {
 
     fn deliver_locked(
         &self,
-        mut guard: MutexGuard<'_, State>,
+        mut guard: Guard<'_, State>,
         seq: u64,
         target: Target<'_>,
         event: Option<&EventName>,

@@ -55,11 +55,14 @@
 mod config;
 mod hub;
 mod id;
+mod lock;
 mod stream;
 mod work;
 
 pub use config::Config;
 pub use hub::{ClientInfo, Error, Hub, Publish, PublishedTo, RESET, Stats, Sweep, Target, Wake};
 pub use id::{ClientId, InvalidClientId, Tag};
+#[cfg(feature = "lock-stats")]
+pub use lock::LockStats;
 pub use stream::ClientStream;
 pub use work::{DEFAULT_SLICE, Progress, Slice, drive};
