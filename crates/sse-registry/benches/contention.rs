@@ -3,10 +3,14 @@
 //!
 //! 10,000 clients are issued, attached and polled once (each stream's waker registered). Each
 //! round publishes one 100-byte event to everyone, wakes every stream (the `Wake` dropped), then
-//! the polling threads each read their share of the streams: one poll that gives the frame, one
+//! the polling threads (started together by a barrier) each read their share of the streams: one poll that gives the frame, one
 //! that finds nothing more (`Pending`, which registers the waker again), as a server's response
-//! body does. The *delivery* time of a round is from the threads' start to the last one's end;
-//! throughput is frames delivered per second of delivery time (median round).
+//! body does. The *delivery* time of a round is from the first thread's start to the last one's
+//! end, as the threads time themselves;
+//! throughput is frames delivered per second of delivery time (median round). As the machine
+//! may be shared, it also prints the CPU time the polling threads ran per frame delivered (the
+//! cost, which contention raises), and *CPUs busy*, their CPU time over the delivery time: a
+//! two-thread run that shows about 1 had one CPU only, whatever the code.
 //!
 //! With the `lock-stats` feature the hub counts its lock acquisitions and the time it is held:
 //! `cargo bench -p sse-registry --bench contention --features lock-stats` prints them per
@@ -48,10 +52,23 @@ struct Measured {
     rounds: usize,
     /// Delivery time of each round.
     delivery: Vec<Duration>,
+    /// CPU time the polling threads ran, over all rounds.
+    cpu: Duration,
     /// Lock acquisitions and time held over the run (`lock-stats` feature), per delivered event:
     /// the state's lock, then the wakers' locks.
     #[cfg(feature = "lock-stats")]
     locks: [f64; 4],
+}
+
+/// CPU time this thread has run (`/proc/thread-self/schedstat`, first field); 0 when unknown.
+fn thread_cpu() -> Duration {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    Duration::from_nanos(
+        text.split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+    )
 }
 
 fn median(values: &[Duration]) -> Duration {
@@ -102,19 +119,25 @@ fn run(threads: usize, rounds: usize) -> Measured {
     let mut delivery = Vec::with_capacity(rounds);
     #[cfg(feature = "lock-stats")]
     let before = hub.lock_stats();
-    std::thread::scope(|scope| {
+    let ran: Vec<(Vec<(Instant, Instant)>, Duration)> = std::thread::scope(|scope| {
+        let mut handles = Vec::new();
         for (chunk, counter) in streams.chunks_mut(per_thread).zip(&counters) {
             let (start, end) = (&start, &end);
             let waker = Waker::from(counter.clone());
-            scope.spawn(move || {
+            handles.push(scope.spawn(move || {
                 let mut cx = Context::from_waker(&waker);
+                let mut times = Vec::with_capacity(rounds);
+                let cpu = thread_cpu();
                 for seq in 1..=rounds {
-                    start.wait();
                     let expected = format!("id: {seq}\ndata: {}\n\n", "x".repeat(100)).len();
+                    start.wait();
+                    let started = Instant::now();
                     read(chunk, &mut cx, expected);
+                    times.push((started, Instant::now()));
                     end.wait();
                 }
-            });
+                (times, thread_cpu() - cpu)
+            }));
         }
         for round in 1..=rounds {
             let published = hub.publish(Target::All, None, &data);
@@ -129,11 +152,18 @@ fn run(threads: usize, rounds: usize) -> Measured {
                 );
             }
             start.wait();
-            let started = Instant::now();
             end.wait();
-            delivery.push(started.elapsed());
         }
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    let cpu = ran.iter().map(|(_, cpu)| *cpu).sum();
+    let times: Vec<_> = ran.into_iter().map(|(times, _)| times).collect();
+    // A round's delivery: from the first thread's start to the last one's end.
+    for round in 0..rounds {
+        let first = times.iter().map(|t| t[round].0).min().unwrap();
+        let last = times.iter().map(|t| t[round].1).max().unwrap();
+        delivery.push(last - first);
+    }
     assert_eq!(hub.stats().delivered, (CLIENTS * rounds) as u64);
     #[cfg(feature = "lock-stats")]
     let locks = {
@@ -150,6 +180,7 @@ fn run(threads: usize, rounds: usize) -> Measured {
         threads,
         rounds,
         delivery,
+        cpu,
         #[cfg(feature = "lock-stats")]
         locks,
     }
@@ -157,7 +188,7 @@ fn run(threads: usize, rounds: usize) -> Measured {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let rounds = if full { 200 } else { 3 };
+    let rounds = if full { 500 } else { 3 };
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let runs: Vec<Measured> = [1, 2].into_iter().map(|t| run(t, rounds)).collect();
     let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -182,9 +213,9 @@ fn main() {
     );
     let one = median(&runs[0].delivery);
     println!(
-        "| polling threads | rounds | delivery a round: median (fastest) | throughput (median) | vs 1 thread | state lock: acquisitions a delivered event | held a delivered event | waker locks: acquisitions a delivered event | held a delivered event |"
+        "| polling threads | rounds | delivery a round: median (fastest) | throughput (median) | vs 1 thread | CPU a frame | CPUs busy | state lock: acquisitions a delivered event | held a delivered event | waker locks: acquisitions a delivered event | held a delivered event |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for m in &runs {
         let med = median(&m.delivery);
         let fastest = m.delivery.iter().min().copied().unwrap_or_default();
@@ -196,13 +227,15 @@ fn main() {
         #[cfg(not(feature = "lock-stats"))]
         let locks = "– | – | – | –";
         println!(
-            "| {} | {} | {:.0} µs ({:.0} µs) | {:.2} M frames/s | {:.2}× | {locks} |",
+            "| {} | {} | {:.0} µs ({:.0} µs) | {:.2} M frames/s | {:.2}× | {:.0} ns | {:.2} | {locks} |",
             m.threads,
             m.rounds,
             med.as_secs_f64() * 1e6,
             fastest.as_secs_f64() * 1e6,
             CLIENTS as f64 / med.as_secs_f64() / 1e6,
             one.as_secs_f64() / med.as_secs_f64(),
+            m.cpu.as_nanos() as f64 / (CLIENTS * m.rounds) as f64,
+            m.cpu.as_secs_f64() / m.delivery.iter().sum::<Duration>().as_secs_f64(),
         );
     }
 }

@@ -1301,7 +1301,17 @@ impl State {
 
 /// The next shared frame after the client's cursor that is its own.
 fn next_shared<'a>(shared: &'a VecDeque<Shared>, client: &Client) -> Option<&'a Shared> {
-    let start = shared.partition_point(|e| e.seq <= client.cursor);
+    // A stream that keeps up reads at the end of the history: look there before searching.
+    let len = shared.len();
+    let start = match (
+        shared.back(),
+        len.checked_sub(2).and_then(|i| shared.get(i)),
+    ) {
+        (None, _) => return None,
+        (Some(last), _) if last.seq <= client.cursor => return None,
+        (Some(_), before) if before.is_none_or(|e| e.seq <= client.cursor) => len - 1,
+        _ => shared.partition_point(|e| e.seq <= client.cursor),
+    };
     shared.range(start..).find(|e| {
         e.key
             .as_ref()
