@@ -1408,6 +1408,35 @@ mod tests {
         assert_eq!(stamped_at(&state, 3_000), (0, 1));
     }
 
+    /// The deadline hints stay within twice the clients (plus [`STAMPS_PER_ADVANCE`]) however
+    /// often one client reconnects, and `poll_timeout` still finds its deadline.
+    #[test]
+    fn deadline_hints_are_bounded_under_churn() {
+        let mut state = State::default();
+        let t0 = Instant::now();
+        let id = state.issue(None, t0).unwrap();
+        for ms in 0..10_000 {
+            let now = t0 + Duration::from_millis(ms);
+            let stream = state.attach(id, None, now).unwrap().stream;
+            state.detach(stream, Some(now));
+        }
+        let bound = 2 * state.clients.len() + STAMPS_PER_ADVANCE + 1;
+        assert!(
+            state.detached_since.len() <= bound,
+            "{}",
+            state.detached_since.len()
+        );
+        assert!(state.unattached_since.len() <= bound);
+        let last = t0 + Duration::from_millis(9_999);
+        assert_eq!(
+            state.poll_timeout(),
+            Some(last + state.config.grace + Duration::from_millis(1))
+        );
+        // Attached again: nobody is idle.
+        let _stream = state.attach(id, None, last).unwrap();
+        assert_eq!(state.poll_timeout(), None);
+    }
+
     /// Taking a client out of the member list of a key or a name it shares with many others is
     /// constant work, however long the list: counted by the member entries looked at, not timed.
     #[test]
