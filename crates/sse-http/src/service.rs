@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -36,6 +37,10 @@ pub const MESSAGE: EventName = EventName::from_static("message");
 /// The browser client module, served at `{prefix}client.js`: an ES module exporting
 /// `SseClient` (see its source for the API).
 pub const CLIENT_JS: &str = include_str!("client.js");
+
+/// The least time [`Sse::sweeper`] sleeps between sweeps (unless
+/// [`Config::sweep_interval`] is shorter), however soon the hub's next deadline.
+pub const MIN_SWEEP_GAP: Duration = Duration::from_secs(1);
 
 /// Event names the protocol itself uses, which therefore cannot be keys.
 pub const RESERVED: [&str; 5] = ["registered", "completed", "progress", "reset", "message"];
@@ -161,12 +166,20 @@ impl Sse {
 
     /// Runs the periodic stale sweep until [`shutdown`](Self::shutdown); spawn it once per
     /// service. Each sweep is sliced and yields to the runtime between slices.
+    ///
+    /// It sleeps until the hub's next client deadline ([`Hub::poll_timeout`]: a client passes
+    /// its grace or its unattached ttl) when that comes before [`Config::sweep_interval`], so a
+    /// client known to be idle when the sweeper goes to sleep is swept when it expires rather
+    /// than up to an interval later; but never less than [`MIN_SWEEP_GAP`] (or the interval, if
+    /// shorter), so that a deadline the backend's sweep does not act on cannot make it spin.
     pub async fn sweeper(self) {
         while !self.is_shutting_down() {
-            self.inner
-                .runtime
-                .sleep(self.inner.config.sweep_interval)
-                .await;
+            let interval = self.inner.config.sweep_interval;
+            let wait = self.inner.hub.poll_timeout().map_or(interval, |due| {
+                due.saturating_duration_since(self.inner.runtime.now())
+                    .clamp(MIN_SWEEP_GAP.min(interval), interval)
+            });
+            self.inner.runtime.sleep(wait).await;
             match self.inner.backend.sweep().await {
                 Ok(0) => {}
                 Ok(removed) => tracing::debug!(removed, "stale sweep"),
@@ -576,5 +589,60 @@ where
     fn call(&self, req: Request<B>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move { Ok(this.handle(req).await) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use hyper::rt::{Sleep, Timer};
+    use hyper_util::rt::TokioTimer;
+
+    use super::*;
+
+    /// Tokio's runtime with its clock: paused in a test, it moves only when every task waits.
+    struct PausedClock(TokioTimer);
+
+    impl Runtime for PausedClock {
+        fn spawn(&self, future: crate::BoxFuture) {
+            tokio::spawn(future);
+        }
+
+        fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
+            self.0.sleep(duration)
+        }
+
+        fn reset(&self, sleep: &mut Pin<Box<dyn Sleep>>, deadline: Instant) {
+            self.0.reset(sleep, deadline);
+        }
+
+        fn now(&self) -> Instant {
+            tokio::time::Instant::now().into_std()
+        }
+    }
+
+    /// A client past its grace is swept at its deadline, not an hour-long interval later.
+    #[tokio::test(start_paused = true)]
+    async fn the_sweeper_wakes_for_the_next_deadline() {
+        let mut config = Config {
+            sweep_interval: Duration::from_secs(3600),
+            ..Config::default()
+        };
+        config.registry.grace = Duration::from_secs(5);
+        let rt = Arc::new(PausedClock(TokioTimer::new()));
+        let sse = Sse::new(config, rt.clone(), |_task: crate::Task| async {});
+        let hub = sse.hub().clone();
+        let id = hub.issue(None, rt.now()).unwrap();
+        hub.attach(id, None, rt.now()).unwrap().close(rt.now());
+        let closed = rt.now();
+        tokio::spawn(sse.clone().sweeper());
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert!(hub.contains(id), "within its grace");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!hub.contains(id), "swept at its deadline");
+        assert!(rt.now() - closed < Duration::from_secs(7));
+        assert_eq!(hub.stats().swept, 1);
+        sse.shutdown().await;
     }
 }
