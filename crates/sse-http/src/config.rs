@@ -23,7 +23,8 @@ pub struct Config {
     pub keep_alive: Duration,
     /// The reconnection time sent to clients in the first frame (`retry:`). Default: 2 s.
     pub retry: Duration,
-    /// How often the stale sweep runs. Default: 10 s.
+    /// How often the stale sweep runs at the least; it runs sooner when the hub's next client
+    /// deadline comes first (see [`Sse::sweeper`](crate::Sse::sweeper)). Default: 10 s.
     pub sweep_interval: Duration,
     /// How often the hub's client set is checked for changes while someone (the admin page)
     /// listens to [`ADMIN_KEY`](crate::ADMIN_KEY): at most one notification per this long,

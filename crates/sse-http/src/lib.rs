@@ -99,5 +99,5 @@ pub use peers::{PeerAddr, PeerLimits};
 pub use route::{Route, RouteError};
 pub use runtime::{BoxFuture, HyperRuntime, Runtime};
 pub use serve::{AppBody, AppService, BoxError, Listener, serve, serve_app};
-pub use service::{ADMIN_KEY, CLIENT_JS, MESSAGE, REGISTERED, RESERVED, Sse};
+pub use service::{ADMIN_KEY, CLIENT_JS, MESSAGE, MIN_SWEEP_GAP, REGISTERED, RESERVED, Sse};
 pub use tasks::{COMPLETED, PROGRESS, Task, TaskHandler};

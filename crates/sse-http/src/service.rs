@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -43,6 +44,10 @@ pub const CLIENT_JS: &str = include_str!("client.js");
 /// [`Config::admin_watch`]; the event's data is the hub's counts as JSON, never an id. Only a
 /// request with the admin token (or an admin [`Identity`]) may listen to it.
 pub const ADMIN_KEY: EventName = EventName::from_static("admin.clients");
+
+/// The least time [`Sse::sweeper`] sleeps between sweeps (unless
+/// [`Config::sweep_interval`] is shorter), however soon the hub's next deadline.
+pub const MIN_SWEEP_GAP: Duration = Duration::from_secs(1);
 
 /// Event names the protocol itself uses, which therefore cannot be keys.
 pub const RESERVED: [&str; 5] = ["registered", "completed", "progress", "reset", "message"];
@@ -188,6 +193,12 @@ impl Sse {
     /// Runs the periodic stale sweep until [`shutdown`](Self::shutdown); spawn it once per
     /// service. Each sweep is sliced and yields to the runtime between slices.
     ///
+    /// It sleeps until the hub's next client deadline ([`Hub::poll_timeout`]: a client passes
+    /// its grace or its unattached ttl) when that comes before [`Config::sweep_interval`], so a
+    /// client known to be idle when the sweeper goes to sleep is swept when it expires rather
+    /// than up to an interval later; but never less than [`MIN_SWEEP_GAP`] (or the interval, if
+    /// shorter), so that a deadline the backend's sweep does not act on cannot make it spin.
+    ///
     /// It also notifies the listeners of [`ADMIN_KEY`] when the set of clients changes.
     pub async fn sweeper(self) {
         let watch = self.clone().watch_clients();
@@ -244,10 +255,12 @@ impl Sse {
 
     async fn sweep_loop(&self) {
         while !self.is_shutting_down() {
-            self.inner
-                .runtime
-                .sleep(self.inner.config.sweep_interval)
-                .await;
+            let interval = self.inner.config.sweep_interval;
+            let wait = self.inner.hub.poll_timeout().map_or(interval, |due| {
+                due.saturating_duration_since(self.inner.runtime.now())
+                    .clamp(MIN_SWEEP_GAP.min(interval), interval)
+            });
+            self.inner.runtime.sleep(wait).await;
             let started = self.inner.runtime.now();
             let swept = self.inner.backend.sweep().await;
             let elapsed = self.inner.runtime.now().saturating_duration_since(started);
@@ -699,5 +712,60 @@ where
     fn call(&self, req: Request<B>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move { Ok(this.handle(req).await) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use hyper::rt::{Sleep, Timer};
+    use hyper_util::rt::TokioTimer;
+
+    use super::*;
+
+    /// Tokio's runtime with its clock: paused in a test, it moves only when every task waits.
+    struct PausedClock(TokioTimer);
+
+    impl Runtime for PausedClock {
+        fn spawn(&self, future: crate::BoxFuture) {
+            tokio::spawn(future);
+        }
+
+        fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
+            self.0.sleep(duration)
+        }
+
+        fn reset(&self, sleep: &mut Pin<Box<dyn Sleep>>, deadline: Instant) {
+            self.0.reset(sleep, deadline);
+        }
+
+        fn now(&self) -> Instant {
+            tokio::time::Instant::now().into_std()
+        }
+    }
+
+    /// A client past its grace is swept at its deadline, not an hour-long interval later.
+    #[tokio::test(start_paused = true)]
+    async fn the_sweeper_wakes_for_the_next_deadline() {
+        let mut config = Config {
+            sweep_interval: Duration::from_secs(3600),
+            ..Config::default()
+        };
+        config.registry.grace = Duration::from_secs(5);
+        let rt = Arc::new(PausedClock(TokioTimer::new()));
+        let sse = Sse::new(config, rt.clone(), |_task: crate::Task| async {});
+        let hub = sse.hub().clone();
+        let id = hub.issue(None, rt.now()).unwrap();
+        hub.attach(id, None, rt.now()).unwrap().close(rt.now());
+        let closed = rt.now();
+        tokio::spawn(sse.clone().sweeper());
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert!(hub.contains(id), "within its grace");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!hub.contains(id), "swept at its deadline");
+        assert!(rt.now() - closed < Duration::from_secs(7));
+        assert_eq!(hub.stats().swept, 1);
+        sse.shutdown().await;
     }
 }

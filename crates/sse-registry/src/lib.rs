@@ -52,14 +52,35 @@
 //! assert!(!hub.contains(id));
 //! ```
 
+//!
+//! # Layers
+//! [`State`] is the hub's sans-IO core: a plain `&mut self` state machine (client table, name
+//! and key indexes, history, cursors) with no `Arc`, lock, `Waker` or clock, whose methods take
+//! `now` and say which streams ([`StreamKey`]) to wake; [`State::poll_timeout`] says when the
+//! next client expires. [`Hub`] shares it between tasks: it holds it behind a lock, keeps the
+//! wakers of waiting streams apart from it, and wakes them. [`ClientStream`], [`Wake`] and
+//! [`Sweep`] are built on the hub.
+
 mod config;
 mod hub;
 mod id;
+mod lock;
+mod state;
 mod stream;
+mod sweep;
+mod types;
+mod wake;
+mod wakers;
 mod work;
 
 pub use config::Config;
-pub use hub::{ClientInfo, Error, Hub, Publish, PublishedTo, RESET, Stats, Sweep, Target, Wake};
+pub use hub::Hub;
 pub use id::{ClientId, InvalidClientId, Tag};
+#[cfg(feature = "lock-stats")]
+pub use lock::LockStats;
+pub use state::{Attached, Polled, Published, State, StreamKey, SweepCursor, WakeCursor};
 pub use stream::ClientStream;
+pub use sweep::Sweep;
+pub use types::{ClientInfo, Error, PublishedTo, RESET, Stats, Target};
+pub use wake::{Publish, Wake};
 pub use work::{DEFAULT_SLICE, Progress, Slice, drive};

@@ -1,8 +1,6 @@
-//! Sliced work: a cursor does a bounded amount per step, holding the hub's lock only inside a
-//! step and waking wakers after releasing it; [`drive`] runs a cursor to the end, yielding to the
-//! executor between steps.
-
-use std::task::Waker;
+//! Sliced work: a cursor does a bounded amount per step, holding a lock only inside a step and
+//! waking wakers after releasing it; [`drive`] runs a cursor to the end, yielding to the executor
+//! between steps.
 
 /// How many clients one step visits, unless told otherwise.
 ///
@@ -38,43 +36,39 @@ pub async fn drive<S: Slice + ?Sized>(work: &mut S, budget: usize) {
     }
 }
 
-/// Wakes every waker in `wakers`; called with no lock held.
-pub(crate) fn wake_all(wakers: &mut Vec<Waker>) {
-    for waker in wakers.drain(..) {
-        waker.wake();
-    }
-}
+/// A slice of work waiting in a [`SliceQueue`].
+pub(crate) type Queued = Box<dyn Slice + Send>;
 
-/// The wake-ups of published events still to be driven, in publish order
-/// ([`Hub::queue_wake`](crate::Hub::queue_wake)).
+/// Work to be driven one after another, in order, by one task at a time (the wake-ups of
+/// [`Hub::queue_wake`](crate::Hub::queue_wake)).
 #[derive(Default)]
-pub(crate) struct WakeQueue {
+pub(crate) struct SliceQueue {
     state: std::sync::Mutex<QueueState>,
 }
 
 #[derive(Default)]
 struct QueueState {
-    pending: std::collections::VecDeque<crate::Wake>,
+    pending: std::collections::VecDeque<Queued>,
     /// A task is driving `pending`.
     driving: bool,
 }
 
-impl WakeQueue {
+impl SliceQueue {
     fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Queues `wake`; `true` if no task drives the queue (the caller starts one).
-    pub(crate) fn push(&self, wake: crate::Wake) -> bool {
+    /// Queues `work`; `true` if no task drives the queue (the caller starts one).
+    pub(crate) fn push(&self, work: Queued) -> bool {
         let mut state = self.lock();
-        state.pending.push_back(wake);
+        state.pending.push_back(work);
         !std::mem::replace(&mut state.driving, true)
     }
 
-    /// The next wake-up to drive, or `None` (and the queue is left undriven) when it is empty.
-    fn next(&self) -> Option<crate::Wake> {
+    /// The next work to drive, or `None` (and the queue is left undriven) when it is empty.
+    pub(crate) fn next(&self) -> Option<Queued> {
         let mut state = self.lock();
         let next = state.pending.pop_front();
         state.driving = next.is_some();
@@ -82,50 +76,9 @@ impl WakeQueue {
     }
 
     /// Leaves the queue undriven and takes what it holds (to drop, outside the lock).
-    fn abandon(&self) -> std::collections::VecDeque<crate::Wake> {
+    pub(crate) fn abandon(&self) -> std::collections::VecDeque<Queued> {
         let mut state = self.lock();
         state.driving = false;
         std::mem::take(&mut state.pending)
-    }
-}
-
-/// Drives `hub`'s queued wake-ups in order until the queue is empty, yielding between slices.
-///
-/// If the task is dropped before it ends (never polled, or its executor shut down), the queue is
-/// left undriven and what it holds is woken at once (a dropped `Wake` wakes the rest of its
-/// recipients), so that nothing waits for a task that is gone and a later publish starts a new
-/// one.
-pub(crate) fn drive_queue(
-    hub: crate::Hub,
-    budget: usize,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
-    /// Abandons the queue when dropped, unless disarmed.
-    struct Driver {
-        hub: crate::Hub,
-        armed: bool,
-    }
-    impl Driver {
-        fn disarm(&mut self) {
-            self.armed = false;
-        }
-    }
-    impl Drop for Driver {
-        fn drop(&mut self) {
-            if self.armed {
-                drop(self.hub.inner.wakes.abandon());
-            }
-        }
-    }
-    let mut driver = Driver { hub, armed: true };
-    async move {
-        loop {
-            futures_lite::future::yield_now().await;
-            let Some(mut wake) = driver.hub.inner.wakes.next() else {
-                // `next` left the queue undriven: nothing to abandon.
-                driver.disarm();
-                return;
-            };
-            drive(&mut wake, budget).await;
-        }
     }
 }

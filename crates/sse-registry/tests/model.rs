@@ -35,7 +35,9 @@
 //! * a sweep removes exactly the clients past their grace period or unattached ttl, where a
 //!   dropped stream's grace counts from the first later time the hub is given after the drop
 //!   (never from before the drop), and a closed one's from its close;
-//! * issuing refuses a client beyond `max_clients`, or beyond `max_name_members` for its name.
+//! * issuing refuses a client beyond `max_clients`, or beyond `max_name_members` for its name;
+//! * `poll_timeout` is when the first idle client (detached with its grace started, or never
+//!   attached) passes its grace or ttl: the time from which a sweep removes it.
 //!
 //! Time is `Instant` values built from one base plus a fake offset; nothing sleeps, and streams
 //! are polled by hand with counting wakers.
@@ -44,14 +46,23 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use sse_codec::{EventName, Item, Parser};
-use sse_registry::{ClientId, ClientStream, Config, Error, Hub, Progress, Slice, Target};
+use sse_registry::{ClientId, Config, Error, Progress, Slice, Target};
+
+use crate::sut::{ClientStream, Hub, Wake};
+
+/// The layer under test: the `Hub` (and its `ClientStream` and `Wake`). `tests/model_state.rs`
+/// includes this file with its own `crate::sut`: the sans-IO `State`, driven directly.
+#[allow(dead_code, unused_imports)]
+mod sut {
+    pub(crate) use sse_registry::{ClientStream, Hub, Wake};
+}
 
 /// Names clients are issued with; the last one is never issued.
 const NAMES: [&str; 3] = ["ann", "bob", "cy"];
@@ -210,7 +221,7 @@ fn setup() -> impl Strategy<Value = Setup> {
 
 struct Counter(AtomicUsize);
 
-impl Wake for Counter {
+impl std::task::Wake for Counter {
     fn wake(self: Arc<Self>) {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
@@ -314,7 +325,7 @@ struct Model {
     clients: Vec<ModelClient>,
     /// Streams that were replaced or whose client is gone: each must end.
     ended: Vec<(usize, TestStream)>,
-    deferred: Vec<sse_registry::Wake>,
+    deferred: Vec<Wake>,
     swept: u64,
     resets: u64,
 }
@@ -904,6 +915,29 @@ impl Model {
             stats.lagged == self.resets,
             "stats.lagged {stats:?}, expected {} resets delivered",
             self.resets
+        );
+        // The next deadline: the earliest a sweep would remove an idle client (stamped, detached
+        // or never attached), a millisecond past its grace or ttl.
+        let limit = |c: &ModelClient| {
+            millis(if c.has_attached {
+                self.config.grace
+            } else {
+                self.config.unattached_ttl
+            })
+        };
+        let due = alive
+            .iter()
+            .filter(|c| c.current.is_none() && !c.unstamped)
+            .map(|c| c.last_seen + limit(c) + 1)
+            .min();
+        let expected = due.zip(self.epoch).map(|(due, epoch)| {
+            self.base + Duration::from_millis(epoch) + Duration::from_millis(due)
+        });
+        let timeout = self.hub.poll_timeout();
+        ensure!(
+            timeout == expected,
+            "poll_timeout {timeout:?}, expected {expected:?} (base {:?})",
+            self.base
         );
         let subscriptions: usize = alive.iter().map(|c| c.keys.len()).sum();
         ensure!(
