@@ -76,6 +76,7 @@ pub(crate) fn list(config: &Config, hub: &Hub, query: &str) -> Result<Res, Rejec
                 "keys": c.keys.iter().map(|k| &**k).collect::<Vec<_>>(),
                 "attached": c.attached,
                 "idle_ms": u64::try_from(c.idle.as_millis()).unwrap_or(u64::MAX),
+                "queued": c.queued,
             })
         })
         .collect();

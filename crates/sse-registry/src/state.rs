@@ -1069,6 +1069,7 @@ impl State {
                     } else {
                         Duration::from_millis(self.now_ms.saturating_sub(client.last_seen_ms))
                     },
+                    queued: client.undelivered(),
                 });
             }
             slot += 1;

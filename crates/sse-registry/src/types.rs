@@ -134,4 +134,8 @@ pub struct ClientInfo {
     /// `now` the hub was given. Zero for a client whose stream was dropped after that `now` (see
     /// [Time](crate::Hub#time)): it is not known to have been idle any longer.
     pub idle: Duration,
+    /// Frames in its own queue (events to it or its name) not yet delivered: at most
+    /// [`Config::queue_capacity`](crate::Config::queue_capacity), past which it gets a reset.
+    /// Frames for everyone or for its keys wait in the shared history and are not counted here.
+    pub queued: usize,
 }

@@ -517,6 +517,22 @@ fn list_pages_and_reports_state() {
     assert!(all[1].attached && !all[0].attached);
     assert_eq!(all[0].idle, Duration::from_secs(2));
     assert_eq!(all[1].idle, Duration::ZERO);
+    // Queue depth: two events to one client, one to everyone (shared, not in its queue); what
+    // the stream reads leaves the queue.
+    let mut s = _s;
+    drop(hub.publish(Target::Client(ids[1]), None, "a"));
+    drop(hub.publish(Target::Client(ids[1]), None, "b"));
+    drop(hub.publish(Target::All, None, "c"));
+    let queued = |hub: &Hub| {
+        hub.list(0, 5)
+            .0
+            .iter()
+            .map(|c| c.queued)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(queued(&hub), [0, 2, 0, 0, 0]);
+    assert_eq!(datas(&drain(&mut s)), ["a", "b", "c"]);
+    assert_eq!(queued(&hub), [0, 0, 0, 0, 0]);
 }
 
 #[test]
