@@ -220,6 +220,68 @@ fn a_cut_stream_resumes_from_last_event_id_with_every_event_once() {
     });
 }
 
+/// The reset path against the demo: away for longer than its history holds, the client
+/// reconnects with its Last-Event-ID, gets the hub's `reset` as its own item (it must
+/// resynchronise), and then the events published after it.
+#[test]
+fn away_beyond_the_history_the_demo_resets_the_client() {
+    let mut config = config();
+    config.registry.history_len = 2;
+    let demo = start_demo(config);
+    let hub = demo.sse.hub().clone();
+    run(async {
+        let gate = Arc::new(tokio::sync::Semaphore::new(1));
+        let permits = gate.clone();
+        let gated = move |uri: &Uri| {
+            let gate = (uri.path().contains("/events/")).then(|| permits.clone());
+            let connecting = Tcp.connect(uri);
+            async move {
+                if let Some(gate) = gate {
+                    gate.acquire().await.expect("gate").forget();
+                }
+                connecting.await
+            }
+        };
+        let client = Client::new(demo.uri("/sse/"), Rt, gated);
+        let id = client.register(None).await.expect("register");
+        let mut source = client.events(&id).backoff(exact(None)).build();
+        open(&mut source).await;
+        assert_eq!(event(&mut source).await.event_type(), "registered");
+        drop(hub.publish(Target::All, None, "one"));
+        assert_eq!(event(&mut source).await.data(), "one");
+        let after_one = source.last_event_id().to_owned();
+
+        // Cut, then five events while away: more than the two the history keeps.
+        let replacement = hub
+            .attach(registry_id(&id), Some(&after_one), Instant::now())
+            .expect("attach");
+        assert!(matches!(item(&mut source).await, Item::Reconnecting { .. }));
+        drop(replacement);
+        for n in 2..=6 {
+            drop(hub.publish(Target::All, None, &format!("e{n}")));
+        }
+        gate.add_permits(1);
+        open(&mut source).await;
+        let greeting = event(&mut source).await;
+        assert_eq!(greeting.event_type(), "registered");
+        match item(&mut source).await {
+            Item::Reset(reset) => {
+                assert_eq!(reset.event_type(), "reset");
+                assert_eq!(
+                    reset.data(),
+                    reset.last_event_id(),
+                    "the present's sequence number"
+                );
+                assert_ne!(reset.last_event_id(), after_one);
+            }
+            other => panic!("expected Reset, got {other:?}"),
+        }
+        // After the reset, the present goes on.
+        drop(hub.publish(Target::All, None, "seven"));
+        assert_eq!(event(&mut source).await.data(), "seven");
+    });
+}
+
 #[test]
 fn the_protocol_client_registers_listens_runs_tasks_and_leaves() {
     let demo = start_demo(config());
