@@ -141,6 +141,23 @@ async fn stops(source: &mut EventSource) -> Error {
     err
 }
 
+/// A connector whose stream connections (`…/events/…`) each wait for a permit of its gate, so
+/// that a test decides when the client reconnects; other requests connect at once.
+struct Gated(Arc<tokio::sync::Semaphore>);
+
+impl Connect for Gated {
+    fn connect(&self, uri: &Uri) -> sse_client::BoxFuture<std::io::Result<sse_client::BoxIo>> {
+        let gate = uri.path().contains("/events/").then(|| self.0.clone());
+        let connecting = Tcp.connect(uri);
+        Box::pin(async move {
+            if let Some(gate) = gate {
+                gate.acquire().await.expect("gate").forget();
+            }
+            connecting.await
+        })
+    }
+}
+
 fn registry_id(id: &sse_client::ClientId) -> sse_registry::ClientId {
     id.expose_secret().parse().expect("a registry id")
 }
@@ -152,18 +169,7 @@ fn a_cut_stream_resumes_from_last_event_id_with_every_event_once() {
     run(async {
         // Stream connections wait for a permit: the test decides when the client reconnects.
         let gate = Arc::new(tokio::sync::Semaphore::new(1));
-        let permits = gate.clone();
-        let gated = move |uri: &Uri| {
-            let gate = (uri.path().contains("/events/")).then(|| permits.clone());
-            let connecting = Tcp.connect(uri);
-            async move {
-                if let Some(gate) = gate {
-                    gate.acquire().await.expect("gate").forget();
-                }
-                connecting.await
-            }
-        };
-        let client = Client::new(demo.uri("/sse/"), Rt, gated);
+        let client = Client::new(demo.uri("/sse/"), Rt, Gated(gate.clone()));
         let id = client.register(None).await.expect("register");
         let mut source = client.events(&id).backoff(exact(None)).build();
 
@@ -231,18 +237,7 @@ fn away_beyond_the_history_the_demo_resets_the_client() {
     let hub = demo.sse.hub().clone();
     run(async {
         let gate = Arc::new(tokio::sync::Semaphore::new(1));
-        let permits = gate.clone();
-        let gated = move |uri: &Uri| {
-            let gate = (uri.path().contains("/events/")).then(|| permits.clone());
-            let connecting = Tcp.connect(uri);
-            async move {
-                if let Some(gate) = gate {
-                    gate.acquire().await.expect("gate").forget();
-                }
-                connecting.await
-            }
-        };
-        let client = Client::new(demo.uri("/sse/"), Rt, gated);
+        let client = Client::new(demo.uri("/sse/"), Rt, Gated(gate.clone()));
         let id = client.register(None).await.expect("register");
         let mut source = client.events(&id).backoff(exact(None)).build();
         open(&mut source).await;
