@@ -142,41 +142,39 @@ impl Telemetry {
         timings: &Timings,
     ) -> Self {
         let mut registry = Registry::default();
-        let this = Self {
-            requests: Family::default(),
-            rejected: Family::default(),
-            written: Counter::default(),
-            keep_alives: Counter::default(),
-            sweep: seconds(),
-            closing: AtomicBool::new(false),
-            registry: Registry::default(),
-        };
+        let (requests, rejected, written, keep_alives, sweep) = (
+            Family::<RequestLabels, Counter>::default(),
+            Family::<StatusLabel, Counter>::default(),
+            Counter::default(),
+            Counter::default(),
+            seconds(),
+        );
         registry.register(
             "sse_http_requests",
             "Requests answered by the protocol's routes, by route and status",
-            this.requests.clone(),
+            requests.clone(),
         );
         registry.register(
             "sse_http_rejected",
             "Requests refused (4xx, 5xx), by status: 400 bad input, 401/403 not allowed, 404 \
              unknown client, 413 too large, 429 a per-peer or per-name limit, 503 a global cap, \
              the backend or shutdown",
-            this.rejected.clone(),
+            rejected.clone(),
         );
         registry.register(
             "sse_stream_bytes_written",
             "Bytes of stream frames handed to connections (greetings, events, keep-alives)",
-            this.written.clone(),
+            written.clone(),
         );
         registry.register(
             "sse_stream_keep_alives",
             "Keep-alive comments written on idle streams",
-            this.keep_alives.clone(),
+            keep_alives.clone(),
         );
         registry.register(
             "sse_sweep_duration_seconds",
             "How long a stale sweep took, from start to end (it yields between slices)",
-            this.sweep.clone(),
+            sweep.clone(),
         );
         registry.register(
             "sse_sweep_slice_duration_seconds",
@@ -205,7 +203,15 @@ impl Telemetry {
             backend,
             tasks,
         }));
-        Self { registry, ..this }
+        Self {
+            registry,
+            requests,
+            rejected,
+            written,
+            keep_alives,
+            sweep,
+            closing: AtomicBool::new(false),
+        }
     }
 
     /// The metrics in the text exposition format.
@@ -353,13 +359,12 @@ impl Collector for HubCollector {
         )?;
         {
             let to = s.published_to;
-            let metric = encoder.encode_descriptor(
+            let mut metric = encoder.encode_descriptor(
                 "sse_events_published",
                 "Events published, by the kind of their target",
                 None,
                 prometheus_client::metrics::MetricType::Counter,
             )?;
-            let mut metric = metric;
             for (target, value) in [
                 ("client", to.client),
                 ("name", to.name),

@@ -26,7 +26,7 @@ use crate::local::LocalBackend;
 use crate::metrics::{self, Telemetry, Timings};
 use crate::peers::{PeerAddr, PeerKey, Peers};
 use crate::reply::{Reject, Res, empty, json, stream_headers};
-use crate::route::Route;
+use crate::route::{Route, RouteError};
 use crate::runtime::Runtime;
 use crate::tasks::{TaskHandler, Tasks};
 
@@ -297,11 +297,15 @@ impl Sse {
         use tracing::Instrument as _;
         let started = self.inner.runtime.now();
         let (parts, body) = req.into_parts();
+        // The route, parsed once: `None` outside the prefix.
+        let prefix = self.inner.config.prefix.as_str();
+        let parsed =
+            (parts.uri.path().strip_prefix(prefix)).map(|path| Route::parse(&parts.method, path));
         // A span per request, named by its route, never its path (which may hold a client id).
-        let route = self.route_name(&parts);
+        let route = route_name(parsed.as_ref());
         let span = tracing::info_span!("request", method = %parts.method, route);
         let mut res = self
-            .route(&parts, body)
+            .route(&parts, parsed, body)
             .instrument(span.clone())
             .await
             .unwrap_or_else(Reject::into_response);
@@ -317,30 +321,21 @@ impl Sse {
         res
     }
 
-    /// The name of the request's route for logs and metrics.
-    fn route_name(&self, head: &Parts) -> &'static str {
-        let prefix = self.inner.config.prefix.as_str();
-        match head.uri.path().strip_prefix(prefix) {
-            None => "outside",
-            Some(path) => match Route::parse(&head.method, path) {
-                Ok(route) => route.name(),
-                Err(crate::RouteError::NotFound) => "not_found",
-                Err(crate::RouteError::MethodNotAllowed { .. }) => "method_not_allowed",
-                Err(_) => "malformed_id",
-            },
-        }
-    }
-
-    async fn route<B>(&self, head: &Parts, body: B) -> Result<Res, Reject>
+    async fn route<B>(
+        &self,
+        head: &Parts,
+        parsed: Option<Result<Route<'_>, RouteError>>,
+        body: B,
+    ) -> Result<Res, Reject>
     where
         B: http_body::Body,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let config = &self.inner.config;
-        let Some(path) = head.uri.path().strip_prefix(config.prefix.as_str()) else {
+        let Some(route) = parsed else {
             return Err(Reject::not_found());
         };
-        let route = Route::parse(&head.method, path)?;
+        let route = route?;
         if route == Route::Issue {
             // Before anything else costs (the application's `identify` may check a signature).
             if let Some(peers) = &self.inner.peers {
@@ -696,6 +691,18 @@ impl Sse {
             )));
         }
         Ok(())
+    }
+}
+
+/// The name of a request's route for logs and metrics, from what [`Route::parse`] made of its
+/// path (`None`: outside the prefix).
+fn route_name(parsed: Option<&Result<Route<'_>, RouteError>>) -> &'static str {
+    match parsed {
+        None => "outside",
+        Some(Ok(route)) => route.name(),
+        Some(Err(RouteError::NotFound)) => "not_found",
+        Some(Err(RouteError::MethodNotAllowed { .. })) => "method_not_allowed",
+        Some(Err(_)) => "malformed_id",
     }
 }
 
