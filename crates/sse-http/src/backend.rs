@@ -8,6 +8,8 @@ use std::pin::Pin;
 use sse_codec::EventName;
 use sse_registry::ClientId;
 
+use crate::once::{Once, Published};
+
 /// A boxed future borrowing its backend, as the methods of [`Backend`] return.
 pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
 
@@ -143,6 +145,30 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BackendFuture<'_, usize>;
     /// A stale sweep safe to run on every node at once; returns the clients it removed.
     fn sweep(&self) -> BackendFuture<'_, usize>;
+
+    /// Publishes an event as [`publish`](Self::publish) does, unless a publish with the same
+    /// key was made within `once.ttl` (on any node, for a shared backend): then it publishes
+    /// nothing and answers [`Published::Replayed`]. The admin routes call it for a request
+    /// with an `Idempotency-Key`, so that a publish retried after a lost answer is delivered
+    /// once. The key is remembered only with the event (a publish that fails is not), and at
+    /// most `once.capacity` keys are (`0`: none, and every publish is made).
+    ///
+    /// The default refuses (`503`): a backend that cannot tell a retry from a new event must
+    /// not pretend to.
+    fn publish_once(
+        &self,
+        once: Once,
+        to: Recipients,
+        event: Option<EventName>,
+        data: String,
+    ) -> BackendFuture<'_, Published> {
+        let _ = (once, to, event, data);
+        Box::pin(async {
+            Err(BackendError::unavailable(
+                "this backend cannot deduplicate publishes (Idempotency-Key)",
+            ))
+        })
+    }
 
     /// Looks up a client this node's hub does not know in the backend's shared state (an id
     /// issued before this node started, whose record the shared log no longer holds, say) and,

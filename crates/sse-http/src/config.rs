@@ -74,6 +74,15 @@ pub struct Config {
     /// The application's say over who a request is and what it may do (see [`Access`]).
     /// Default: none, so names are open and the admin token alone opens the admin routes.
     pub access: Option<Arc<dyn Access>>,
+    /// How long the key of an idempotent publish (its `Idempotency-Key` header, scoped to the
+    /// route and target) is remembered: a publish with the same key within it is answered as
+    /// a replay and publishes nothing. Default: 24 hours.
+    pub idempotency_ttl: Duration,
+    /// The most keys of idempotent publishes remembered (per node in memory; over the cluster
+    /// with `sse-redis`); beyond it the oldest key is forgotten first, before its TTL. `0`
+    /// remembers none (the header is still checked, and every publish is made). Each key costs
+    /// up to ~300 bytes (~130 for a UUID). Default: 100,000.
+    pub idempotency_capacity: usize,
     /// The registry's own limits: total clients (beyond it, 503), keys per client, queues,
     /// history, grace periods.
     pub registry: sse_registry::Config,
@@ -110,6 +119,8 @@ impl Default for Config {
             peer_limits: Some(PeerLimits::default()),
             trusted_proxies: Vec::new(),
             access: None,
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            idempotency_capacity: 100_000,
             registry: sse_registry::Config::default(),
             lean_streams: true,
         }
@@ -198,6 +209,8 @@ impl fmt::Debug for Config {
             .field("peer_limits", &self.peer_limits)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("access", &self.access.as_ref().map(|_| "<set>"))
+            .field("idempotency_ttl", &self.idempotency_ttl)
+            .field("idempotency_capacity", &self.idempotency_capacity)
             .field("registry", &self.registry)
             .field("lean_streams", &self.lean_streams)
             .finish()

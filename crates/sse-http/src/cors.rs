@@ -4,6 +4,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 
 use crate::config::Config;
+use crate::once::IDEMPOTENT_REPLAYED;
 use crate::reply::{Reject, Res, empty};
 
 /// The request headers a cross-origin caller may send (the others are never needed by the
@@ -44,6 +45,13 @@ pub(crate) fn apply(config: &Config, origin: Option<&HeaderValue>, res: &mut Res
     headers.append(header::VARY, HeaderValue::from_static("origin"));
     if let Some(origin) = origin.filter(|o| allowed_origin(config, o)) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        if headers.contains_key(IDEMPOTENT_REPLAYED) {
+            // Not a CORS-safelisted response header: a script reads it only when exposed.
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(IDEMPOTENT_REPLAYED),
+            );
+        }
         if credentials_allowed(config, origin) {
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_CREDENTIALS,

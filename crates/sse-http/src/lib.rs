@@ -18,8 +18,8 @@
 //! | `PUT`/`DELETE /sse/listen/{id}/{key}` | subscribes / unsubscribes | `204` |
 //! | `PUT /sse/tasks/{id}/{taskid}` | runs the [`TaskHandler`]; `completed` goes to the client's name | `202` |
 //! | `DELETE /sse/clients/{id}` | ends the stream, forgets the client | `204` |
-//! | `POST /sse/notify/{key}` | admin: body as `event: {key}` to the key's subscribers | `202` `{"delivered": n}` |
-//! | `POST /sse/broadcast` | admin: body as `event: message` to everyone | `202` `{"delivered": n}` |
+//! | `POST /sse/notify/{key}` | admin: body as `event: {key}` to the key's subscribers; optional `Idempotency-Key` | `202` `{"delivered": n}` (a replay: `{"replayed": true}`) |
+//! | `POST /sse/broadcast` | admin: body as `event: message` to everyone; optional `Idempotency-Key` | `202` `{"delivered": n}` (a replay: `{"replayed": true}`) |
 //! | `GET /sse/clients` | admin: clients (paged with `offset`, `limit`) | `200` JSON |
 //! | `DELETE /sse/clients` | admin: forgets every client | `204` |
 //! | `POST /sse/sweep` | admin: stale sweep now | `200` `{"removed": n}` |
@@ -38,6 +38,13 @@
 //! peer address ([`PeerLimits`]: registrations, open streams; `429` with `Retry-After`),
 //! globally ([`Config::max_keys`], [`Config::max_subscriptions`], the registry's
 //! `max_clients`), and per request (bodies, names, keys, request heads and their time).
+//!
+//! **Idempotent publishes.** A publish with an [`IDEMPOTENCY_KEY`] header (printable ASCII, at
+//! most [`MAX_IDEMPOTENCY_KEY_LEN`] bytes, else `400`) is made once per key, route and target
+//! within [`Config::idempotency_ttl`]: a repeat is answered `202` `{"replayed": true}` with
+//! [`IDEMPOTENT_REPLAYED`]` : true` and publishes nothing, so an admin may retry a publish
+//! whose answer was lost (or a `503` that says it may have been applied). With a shared
+//! backend the keys are shared too: a retry on another node is a replay.
 //!
 //! Every route goes through a [`Backend`]: the in-memory [`LocalBackend`] by default, or a
 //! shared one (`sse-redis`); [`Route::parse`] says which route a request is for.
@@ -82,6 +89,7 @@ mod kill;
 mod lean;
 mod local;
 mod metrics;
+mod once;
 mod peers;
 mod reply;
 mod route;
@@ -95,6 +103,10 @@ pub use backend::{Backend, BackendError, BackendFuture, Metric, Recipients};
 pub use body::Body;
 pub use config::{Config, ConfigError};
 pub use local::LocalBackend;
+pub use once::{
+    BadIdempotencyKey, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, IdempotencyKey,
+    MAX_IDEMPOTENCY_KEY_LEN, Once, Published,
+};
 pub use peers::{PeerAddr, PeerLimits};
 pub use route::{Route, RouteError};
 pub use runtime::{BoxFuture, HyperRuntime, Runtime};

@@ -1,13 +1,14 @@
 //! The in-memory backend: the hub itself, on one node.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use sse_codec::EventName;
 use sse_registry::{ClientId, Hub, Target};
 
 use crate::backend::{Backend, BackendFuture, Recipients};
 use crate::metrics::{TimedWake, Timings, drive_timed, observe};
+use crate::once::{Once, Published, Remembered};
 use crate::runtime::Runtime;
 
 /// The [`Backend`] of a service on one node: every change is applied to its [`Hub`] at once.
@@ -17,10 +18,15 @@ use crate::runtime::Runtime;
 /// [`wake_slice`](Runtime::wake_slice), behind the wake-ups of earlier publishes
 /// ([`Hub::queue_wake`]), in a task spawned on the runtime, so the publisher does not wait for
 /// every stream it wakes.
+///
+/// The keys of idempotent publishes ([`Backend::publish_once`]) are remembered in a table of
+/// its own, by the runtime's clock ([`Runtime::now`]); clones share it.
 #[derive(Clone)]
 pub struct LocalBackend {
     hub: Hub,
     runtime: Arc<dyn Runtime>,
+    /// The keys of the idempotent publishes within their TTL.
+    remembered: Arc<Mutex<Remembered>>,
     /// How long publishes, wake-ups and sweep slices take (the service's metrics).
     timings: Timings,
 }
@@ -35,6 +41,7 @@ impl LocalBackend {
         Self {
             hub,
             runtime,
+            remembered: Arc::default(),
             timings,
         }
     }
@@ -123,6 +130,27 @@ impl Backend for LocalBackend {
     ) -> BackendFuture<'_, usize> {
         let recipients = self.publish_now(target(&to), event.as_ref(), &data);
         Box::pin(async move { Ok(recipients) })
+    }
+
+    fn publish_once(
+        &self,
+        once: Once,
+        to: Recipients,
+        event: Option<EventName>,
+        data: String,
+    ) -> BackendFuture<'_, Published> {
+        let now = self.runtime.now();
+        let fresh = (self.remembered.lock())
+            .unwrap_or_else(|p| p.into_inner())
+            .admit(&once, now);
+        // The key is remembered before the publish: the in-memory publish cannot fail, and a
+        // repeat that comes in between is a replay of it.
+        let published = if fresh {
+            Published::Delivered(self.publish_now(target(&to), event.as_ref(), &data))
+        } else {
+            Published::Replayed
+        };
+        Box::pin(async move { Ok(published) })
     }
 
     fn sweep(&self) -> BackendFuture<'_, usize> {

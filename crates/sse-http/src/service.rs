@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::cors;
 use crate::local::LocalBackend;
 use crate::metrics::{self, Telemetry, Timings};
+use crate::once::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, IdempotencyKey, Once, Published};
 use crate::peers::{PeerAddr, PeerKey, Peers};
 use crate::reply::{Reject, Res, empty, json, stream_headers};
 use crate::route::{Route, RouteError};
@@ -422,10 +423,13 @@ impl Sse {
             Route::Task(id, task) => self.task(&caller, id, task).await,
             Route::Notify(key) => {
                 let key = self.key(key)?;
-                self.publish(body, Recipients::Key(key.clone()), Some(key))
+                self.publish(head, body, Recipients::Key(key.clone()), Some(key))
                     .await
             }
-            Route::Broadcast => self.publish(body, Recipients::All, Some(MESSAGE)).await,
+            Route::Broadcast => {
+                self.publish(head, body, Recipients::All, Some(MESSAGE))
+                    .await
+            }
             Route::Stats => Ok(admin::stats(hub, self.inner.tasks.running(), backend)),
             Route::Metrics => {
                 let mut res = crate::reply::text(StatusCode::OK, &self.inner.telemetry.encode());
@@ -631,8 +635,13 @@ impl Sse {
     /// Publishes the request's body as `event` to `to`. Answered as soon as the event is
     /// published: waking its recipients (a slice at a time, in publish order) goes on in the
     /// backend's wake task, so the admin's request does not queue behind every stream it wakes.
+    ///
+    /// With an `Idempotency-Key`, a repeat of the key (for the same route and target) within
+    /// [`Config::idempotency_ttl`] publishes nothing and is answered `{"replayed": true}`, with
+    /// the header [`IDEMPOTENT_REPLAYED`].
     async fn publish<B>(
         &self,
+        head: &Parts,
         body: B,
         to: Recipients,
         event: Option<EventName>,
@@ -641,7 +650,21 @@ impl Sse {
         B: http_body::Body,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        let max = self.inner.config.max_body;
+        let config = &self.inner.config;
+        // Checked before the body is read: a bad key costs nothing.
+        let once = match head.headers.get(IDEMPOTENCY_KEY) {
+            None => None,
+            Some(value) => {
+                let key = IdempotencyKey::new(&to, value.as_bytes())
+                    .map_err(|err| Reject::bad_request(err.to_string()))?;
+                Some(Once::new(
+                    key,
+                    config.idempotency_ttl,
+                    config.idempotency_capacity,
+                ))
+            }
+        };
+        let max = config.max_body;
         let body = match Limited::new(body, max).collect().await {
             Ok(body) => body.to_bytes(),
             Err(err) if err.is::<http_body_util::LengthLimitError>() => {
@@ -652,16 +675,33 @@ impl Sse {
         };
         let data =
             std::str::from_utf8(&body).map_err(|_| Reject::bad_request("body must be UTF-8"))?;
-        let delivered = self
-            .inner
-            .backend
-            .publish(to, event, data.to_owned())
-            .await
-            .map_err(|err| Reject::backend(err, self.inner.hub.config()))?;
-        Ok(json(
-            StatusCode::ACCEPTED,
-            &json!({ "delivered": delivered }),
-        ))
+        let backend = &self.inner.backend;
+        let refused = |err| Reject::backend(err, self.inner.hub.config());
+        let published = match once {
+            None => Published::Delivered(
+                backend
+                    .publish(to, event, data.to_owned())
+                    .await
+                    .map_err(refused)?,
+            ),
+            Some(once) => backend
+                .publish_once(once, to, event, data.to_owned())
+                .await
+                .map_err(refused)?,
+        };
+        match published {
+            Published::Delivered(delivered) => Ok(json(
+                StatusCode::ACCEPTED,
+                &json!({ "delivered": delivered }),
+            )),
+            Published::Replayed => {
+                tracing::debug!("publish replayed (idempotency key seen)");
+                let mut res = json(StatusCode::ACCEPTED, &json!({ "replayed": true }));
+                res.headers_mut()
+                    .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+                Ok(res)
+            }
+        }
     }
 
     /// A key from a path segment: a token of at most `max_key_len` bytes, not reserved.

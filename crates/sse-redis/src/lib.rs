@@ -13,7 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use redis::{AsyncConnectionConfig, Client};
 use sse_codec::EventName;
 use sse_http::{
-    Backend, BackendError, BackendFuture, Config, Metric, Recipients, Runtime, Sse, TaskHandler,
+    Backend, BackendError, BackendFuture, Config, Metric, Once, Published, Recipients, Runtime,
+    Sse, TaskHandler,
 };
 use sse_registry::{ClientId, Hub};
 
@@ -89,6 +90,12 @@ pub struct RedisConfig {
     /// The key holding the stream entry id of the last "forget every client": a client record
     /// older than it is void. Default: `sse:cleared`.
     pub cleared_key: String,
+    /// Prefix of the keys of idempotent publishes (`<prefix><scoped key>`, holding the entry id
+    /// of the publish; TTL: the service's `idempotency_ttl`), set in the same script that
+    /// appends the event, and of their index `<prefix>index` (a sorted set by expiry that
+    /// bounds them to the service's `idempotency_capacity` over the cluster). Default:
+    /// `sse:once:`.
+    pub idempotency_prefix: String,
 }
 
 impl RedisConfig {
@@ -114,6 +121,7 @@ impl RedisConfig {
             client_prefix: "sse:client:".into(),
             claim_prefix: "sse:swept:".into(),
             cleared_key: "sse:cleared".into(),
+            idempotency_prefix: "sse:once:".into(),
         }
     }
 }
@@ -271,6 +279,31 @@ return id
 const EVENT: &str = r"
 local n = redis.call('INCR', KEYS[2])
 return redis.call('XADD', KEYS[1], ARGV[1], '~', ARGV[2], '*', 'n', n, unpack(ARGV, 3))
+";
+
+/// Appends an event unless its idempotency key is set: the key and the append in one step, so
+/// that of the retries of a publish on any node, one appends and the others find the key.
+/// `KEYS`: the stream, its counter, the idempotency key, the index of the idempotency keys.
+/// `ARGV`: the trim strategy and threshold, the key's TTL in milliseconds, now and then its
+/// expiry in milliseconds (the appending node's clock), the most keys the index holds, then the
+/// entry's fields and values. The index is a sorted set of the keys by expiry: the expired are
+/// dropped from it, and beyond the capacity the soonest to expire are deleted with their keys.
+/// Returns `{1, entry id}` for an append, `{0, entry id of the first append}` for a replay.
+const ONCE: &str = r"
+local prev = redis.call('GET', KEYS[3])
+if prev then return {0, prev} end
+local n = redis.call('INCR', KEYS[2])
+local id = redis.call('XADD', KEYS[1], ARGV[1], '~', ARGV[2], '*', 'n', n, unpack(ARGV, 7))
+redis.call('SET', KEYS[3], id, 'PX', ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[4])
+redis.call('ZADD', KEYS[4], ARGV[5], KEYS[3])
+redis.call('PEXPIRE', KEYS[4], ARGV[3])
+local over = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[6])
+if over > 0 then
+  local oldest = redis.call('ZPOPMIN', KEYS[4], over)
+  for i = 1, #oldest, 2 do redis.call('DEL', oldest[i]) end
+end
+return {1, id}
 ";
 
 /// Removes the stale clients whose liveness key is gone, each claimed first so that, of the
@@ -516,6 +549,56 @@ impl Shared {
         })
     }
 
+    /// Appends an event with the [`ONCE`] script unless its key is set; returns whether it
+    /// appended, and the sequence number of the entry (this one's, or the first append's).
+    async fn append_once(
+        &self,
+        once: &Once,
+        fields: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<(bool, u64), BackendError> {
+        let (strategy, threshold) = self.trim();
+        let ttl = u64::try_from(once.ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .clamp(1, 1 << 40);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let prefix = &self.config.idempotency_prefix;
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(ONCE)
+            .arg(4)
+            .arg(&self.config.stream)
+            .arg(self.counter_key())
+            .arg(format!("{prefix}{}", once.key.as_str()))
+            .arg(format!("{prefix}index"))
+            .arg(strategy)
+            .arg(threshold)
+            .arg(ttl)
+            .arg(now)
+            .arg(now.saturating_add(ttl))
+            // Capacity 0 remembers nothing: the key is deleted as soon as it is set.
+            .arg(once.capacity);
+        for (k, v) in fields {
+            cmd.arg(*k).arg(*v);
+        }
+        let (appended, id): (u8, String) = match self.query(&cmd, deadline).await {
+            Ok(reply) => reply,
+            Err(failure) => {
+                self.append_errors.fetch_add(1, Ordering::Relaxed);
+                return Err(failure.into_error("append", true));
+            }
+        };
+        if appended == 1 {
+            self.appended.fetch_add(1, Ordering::Relaxed);
+        }
+        let seq = seq_of(&id).ok_or_else(|| {
+            tracing::warn!(entry = %id, "redis answered an append with an unexpected entry id");
+            BackendError::maybe_applied("the shared store gave an unexpected answer")
+        })?;
+        Ok((appended == 1, seq))
+    }
+
     /// Waits until this node has applied the record `seq`, at most [`RedisConfig::timeout`] and
     /// not past `deadline`; returns whether it has.
     async fn applied_by(&self, seq: u64, deadline: Instant) -> bool {
@@ -636,6 +719,16 @@ impl Shared {
             }
         }
         Ok(())
+    }
+}
+
+/// The `to` field of an event's entry.
+fn recipients_field(to: &Recipients) -> String {
+    match to {
+        Recipients::Client(id) => format!("c:{id}"),
+        Recipients::Name(name) => format!("n:{name}"),
+        Recipients::Key(key) => format!("k:{}", key.as_str()),
+        Recipients::All => "a".into(),
     }
 }
 
@@ -844,9 +937,9 @@ impl Backend for RedisBackend {
 
     /// Appends the event and waits for this node to apply it. An append whose reply is lost
     /// (or comes after the deadline) fails with [`BackendError::maybe_applied`]: Redis may have
-    /// taken it, and then every node delivers it, once. Publishes carry no idempotency key (the
-    /// service passes none), so a caller that retries such a failure may have it delivered
-    /// twice.
+    /// taken it, and then every node delivers it, once. A caller that retries such a failure
+    /// may have it delivered twice, unless it gives the publish a key
+    /// ([`publish_once`](Backend::publish_once), the admin routes' `Idempotency-Key`).
     fn publish(
         &self,
         to: Recipients,
@@ -854,18 +947,46 @@ impl Backend for RedisBackend {
         data: String,
     ) -> BackendFuture<'_, usize> {
         Box::pin(async move {
-            let to = match &to {
-                Recipients::Client(id) => format!("c:{id}"),
-                Recipients::Name(name) => format!("n:{name}"),
-                Recipients::Key(key) => format!("k:{}", key.as_str()),
-                Recipients::All => "a".into(),
-            };
+            let to = recipients_field(&to);
             let mut fields = vec![("op", "p"), ("to", to.as_str()), ("d", data.as_str())];
             if let Some(event) = &event {
                 fields.push(("e", event.as_str()));
             }
             let seq = self.shared.submit(&fields, self.shared.deadline()).await?;
             Ok(self.shared.recipients(seq))
+        })
+    }
+
+    /// Appends the event unless its key is in Redis, in one script (see
+    /// [`RedisConfig::idempotency_prefix`]): a retry on any node within the TTL is a replay,
+    /// however the first attempt ended (its reply lost, or a `503` that said it may have been
+    /// applied). A replay waits, like a publish, for this node to apply the first append (at
+    /// most the deadline), so that its success means the event is in this node's hub.
+    fn publish_once(
+        &self,
+        once: Once,
+        to: Recipients,
+        event: Option<EventName>,
+        data: String,
+    ) -> BackendFuture<'_, Published> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let to = recipients_field(&to);
+            let mut fields = vec![("op", "p"), ("to", to.as_str()), ("d", data.as_str())];
+            if let Some(event) = &event {
+                fields.push(("e", event.as_str()));
+            }
+            let deadline = shared.deadline();
+            let (appended, seq) = shared.append_once(&once, &fields, deadline).await?;
+            let applied = shared.applied_by(seq, deadline).await;
+            match (appended, applied) {
+                (true, true) => Ok(Published::Delivered(shared.recipients(seq))),
+                (true, false) => Err(BackendError::maybe_applied(
+                    "the shared store took the change, but this node had not applied it in time",
+                )),
+                // Published before: whether this node has applied it yet or not.
+                (false, _) => Ok(Published::Replayed),
+            }
         })
     }
 
