@@ -732,6 +732,20 @@ fn recipients_field(to: &Recipients) -> String {
     }
 }
 
+/// The fields of a publish's stream entry (`op` first: the append reads it), for
+/// [`publish`](Backend::publish) and [`publish_once`](Backend::publish_once) alike.
+fn publish_fields<'a>(
+    to: &'a str,
+    event: Option<&'a EventName>,
+    data: &'a str,
+) -> Vec<(&'static str, &'a str)> {
+    let mut fields = vec![("op", "p"), ("to", to), ("d", data)];
+    if let Some(event) = event {
+        fields.push(("e", event.as_str()));
+    }
+    fields
+}
+
 /// Locks a std mutex, whether or not a panic poisoned it (what it guards stays consistent).
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
@@ -948,10 +962,7 @@ impl Backend for RedisBackend {
     ) -> BackendFuture<'_, usize> {
         Box::pin(async move {
             let to = recipients_field(&to);
-            let mut fields = vec![("op", "p"), ("to", to.as_str()), ("d", data.as_str())];
-            if let Some(event) = &event {
-                fields.push(("e", event.as_str()));
-            }
+            let fields = publish_fields(&to, event.as_ref(), &data);
             let seq = self.shared.submit(&fields, self.shared.deadline()).await?;
             Ok(self.shared.recipients(seq))
         })
@@ -972,10 +983,7 @@ impl Backend for RedisBackend {
         Box::pin(async move {
             let shared = &self.shared;
             let to = recipients_field(&to);
-            let mut fields = vec![("op", "p"), ("to", to.as_str()), ("d", data.as_str())];
-            if let Some(event) = &event {
-                fields.push(("e", event.as_str()));
-            }
+            let fields = publish_fields(&to, event.as_ref(), &data);
             let deadline = shared.deadline();
             let (appended, seq) = shared.append_once(&once, &fields, deadline).await?;
             let applied = shared.applied_by(seq, deadline).await;
