@@ -1,5 +1,5 @@
 //! Run with: `cargo run --release -p sse-loadbench --bin loadgen -- --modes tokio,smol,baseline --connections 1000,5000,19000 --scenarios steady`
-//! (two nodes on Redis: `… --bin loadgen -- --nodes 2 --modes tokio --connections 1000,5000,19000`)
+//! (two nodes on Redis: `… --bin loadgen -- --nodes 2 --modes demo-tokio --connections 1000,5000,19000`)
 //!
 //! The load generator of issue 8. For each run (every combination of `--scenarios`,
 //! `--connections` and `--modes`) it starts a `bench-server` process, then worker processes
@@ -14,13 +14,15 @@
 //! connection. In the `storm` scenario every client drops and reconnects with `Last-Event-ID`
 //! within `--storm-spread-ms` while the broadcasts go on.
 //!
-//! With `--nodes 2` (tokio and smol modes), each run starts its own `redis-server` on a free
-//! loopback port and two servers sharing their hub through it (`bench-server --redis`); half the
-//! clients stream from each server, the broadcasts are published on node 1 only, and the
-//! figures are reported separately for the clients of node 1 (local delivery) and of node 2
-//! (cross-node, through Redis), with the throughput, both servers' CPU and memory and
-//! `redis-server`'s. By default (`--register-on first`) the clients of node 2 register on node 1
-//! and then open their stream on node 2, so every one of them exercises the shared ids.
+//! With `--nodes N` (N > 1; the demo-tokio, demo-smol, tokio and smol modes), each run starts
+//! its own `redis-server` on a free loopback port and N servers sharing their hub through it
+//! (`demo --redis`, or `bench-server --redis`); the clients are split evenly over the servers,
+//! the broadcasts are published on node 1 only, and the figures are reported separately for
+//! the clients of each node (node 1: local delivery; the others: cross-node, through Redis),
+//! with the throughput, every server's CPU (per event it delivered) and memory, and
+//! `redis-server`'s. By default (`--register-on first`) the clients of the other nodes
+//! register on node 1 and then open their stream on their own node, so every one of them
+//! exercises the shared ids.
 //!
 //! Every wait is bounded; every process it starts is stopped by its pid at the end of the run
 //! (and ends by itself when the coordinator's pipe closes, or after `--max-seconds`). It exits

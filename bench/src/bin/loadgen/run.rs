@@ -3,9 +3,9 @@
 //! the workers' tallies, stops every process it started, and reports.
 //!
 //! With `--nodes N` (N > 1), a run starts its own `redis-server` and N servers sharing it
-//! (`bench-server --redis`); the clients are split evenly across the servers, the broadcasts are
-//! published on node 1 only, and the tallies are reported per node the clients stream from
-//! (node 1: local delivery; the others: cross-node, through Redis).
+//! (`demo --redis` or `bench-server --redis`); the clients are split evenly across the servers,
+//! the broadcasts are published on node 1 only, and the tallies are reported per node the
+//! clients stream from (node 1: local delivery; the others: cross-node, through Redis).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -663,14 +663,16 @@ pub(crate) fn run(args: RunArgs) -> io::Result<bool> {
         return Err(io::Error::other("--storm-at must be below --broadcasts"));
     }
     if args.nodes > 1
-        && args
-            .modes
-            .iter()
-            .any(|m| !matches!(m, Mode::Tokio | Mode::Smol))
+        && args.modes.iter().any(|m| {
+            !matches!(
+                m,
+                Mode::Tokio | Mode::Smol | Mode::DemoTokio | Mode::DemoSmol
+            )
+        })
     {
         return Err(io::Error::other(
-            "--nodes above 1 needs --modes tokio and/or smol: the baseline and the floor have no \
-             cross-node backend",
+            "--nodes above 1 needs --modes among demo-tokio, demo-smol, tokio and smol: the \
+             baseline, the floor and the axum mount have no cross-node backend",
         ));
     }
     let mut outcomes = Vec::new();
@@ -731,7 +733,7 @@ fn start_server(
     let max_seconds = args.max_seconds.to_string();
     let threads = args.server_threads.to_string();
     if let Some(runtime) = mode.demo_runtime() {
-        return start_demo(args, runtime);
+        return start_demo(args, runtime, redis);
     }
     let mut cmd = Command::new(server_bin);
     cmd.args([
@@ -773,7 +775,7 @@ fn start_server(
 
 /// Starts the demo binary on `runtime` and waits for its address (`demo (tokio): open
 /// http://127.0.0.1:PORT/`).
-fn start_demo(args: &RunArgs, runtime: &str) -> io::Result<Node> {
+fn start_demo(args: &RunArgs, runtime: &str, redis: Option<&str>) -> io::Result<Node> {
     let demo_bin = match &args.demo_bin {
         Some(path) => path.clone(),
         None => std::env::current_exe()?.with_file_name("demo"),
@@ -792,6 +794,9 @@ fn start_demo(args: &RunArgs, runtime: &str) -> io::Result<Node> {
         "off",
     ])
     .env("RUST_LOG", "warn");
+    if let Some(url) = redis {
+        cmd.args(["--redis", url]);
+    }
     let mut proc = Proc::spawn(&mut cmd)
         .map_err(|e| io::Error::other(format!("starting {}: {e}", demo_bin.display())))?;
     let pid = proc.pid();
