@@ -171,8 +171,8 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value_t = 2)]
     server_threads: usize,
     /// Servers per run. Above 1, the run starts its own `redis-server` and the servers share
-    /// their hub through it (tokio and smol modes only); the clients are split evenly across
-    /// the servers and the broadcasts are published on node 1.
+    /// their hub through it (the demo-tokio, demo-smol, tokio and smol modes); the clients are
+    /// split evenly across the servers and the broadcasts are published on node 1.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
     nodes: u16,
     /// In a multi-node run, where the clients of the other nodes register.
