@@ -1,7 +1,8 @@
 //! The Redis backend under faults, on tokio: a stream trimmed past what a node had read
 //! resynchronises the node (its clients get a `reset`, removals and subscriptions made in the
 //! gap hold); a hung Redis answers every request `503` within the deadline, never queued behind
-//! another's connect; nodes sweeping the same stale clients append each removal once; an id
+//! another's connect, while a burst right after start waits for the first connect instead of
+//! being refused; nodes sweeping the same stale clients append each removal once; an id
 //! whose issue this node applies late is still handed out; unknown ids cost Redis one lookup at
 //! most, and a bounded number per period. Each test starts its own `redis-server` on a free
 //! loopback port (and fails, loudly, when there is none on the PATH).
@@ -123,6 +124,31 @@ fn a_hung_redis_fails_every_request_within_the_deadline() {
         redis.resume();
         support::broadcast_once_back(a.addr, "back").await;
         assert!(!a.backend.counts().breaker_open);
+        drop(a.sse);
+    });
+}
+
+/// Fifty registrations at once on a node that has not yet made its shared connection, Redis
+/// healthy: the first makes it and the others wait for that connect (bounded by their deadlines)
+/// rather than fail fast as in an outage. Every one is issued; none is refused with a 503.
+#[test]
+fn a_burst_right_after_start_waits_for_the_first_connect() {
+    let redis = Redis::start();
+    run(async {
+        let a = node(&redis).await;
+        let addr = a.addr;
+        let requests: Vec<_> = (0..50)
+            .map(|_| {
+                tokio::spawn(async move { call(addr, Method::POST, "/sse/clients", &[], "").await })
+            })
+            .collect();
+        for request in requests {
+            let reply = request.await.expect("request task");
+            assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        }
+        let counts = a.backend.counts();
+        assert_eq!(counts.fast_failures, 0, "{counts:?}");
+        assert_eq!(a.sse.hub().stats().clients, 50);
         drop(a.sse);
     });
 }

@@ -253,6 +253,66 @@ fn listen_and_notify() {
     });
 }
 
+/// An admin publish with an `Idempotency-Key` is made once: the repeat is answered `202`
+/// `{"replayed": true}` with the `idempotent-replayed` header and reaches nobody; the same key
+/// on another route or target is another publish; a malformed key is a `400` with a reason.
+#[test]
+fn idempotent_publishes_are_made_once() {
+    let server = start_server(config());
+    run(async {
+        let addr = server.addr;
+        let id = issue(addr, None).await;
+        let mut events = open(addr, &id).await;
+        let put = call(
+            addr,
+            Method::PUT,
+            &format!("/sse/listen/{id}/news"),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(put.status, StatusCode::NO_CONTENT);
+        let key = ("idempotency-key", "retry-7f3a");
+        let first = call(addr, Method::POST, "/sse/broadcast", &[BEARER, key], "once").await;
+        assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
+        assert_eq!(first.json()["delivered"], 1);
+        assert!(!first.headers.contains_key("idempotent-replayed"));
+        for _ in 0..2 {
+            let again = call(addr, Method::POST, "/sse/broadcast", &[BEARER, key], "once").await;
+            assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+            assert_eq!(again.json()["replayed"], true, "{}", again.body);
+            assert_eq!(again.headers["idempotent-replayed"], "true");
+        }
+        // The same key names another publish on another route: a notify of `news`.
+        let notify = call(addr, Method::POST, "/sse/notify/news", &[BEARER, key], "n").await;
+        assert_eq!(notify.status, StatusCode::ACCEPTED, "{}", notify.body);
+        assert_eq!(notify.json()["delivered"], 1, "{}", notify.body);
+        let bad_keys = ["has space".to_owned(), "k".repeat(129), String::new()];
+        for bad in &bad_keys {
+            let reply = call(
+                addr,
+                Method::POST,
+                "/sse/broadcast",
+                &[BEARER, ("idempotency-key", bad)],
+                "never",
+            )
+            .await;
+            assert_eq!(
+                reply.status,
+                StatusCode::BAD_REQUEST,
+                "{bad:?}: {}",
+                reply.body
+            );
+            assert!(reply.body.contains("Idempotency-Key"), "{}", reply.body);
+        }
+        call(addr, Method::POST, "/sse/broadcast", &[BEARER], "fence").await;
+        // Exactly: the first broadcast, the notify, the fence; no replay, no rejected publish.
+        assert_eq!(events.expect("message").await, "once");
+        assert_eq!(events.expect("news").await, "n");
+        assert_eq!(events.expect("message").await, "fence");
+    });
+}
+
 #[test]
 fn keys_are_validated() {
     let mut config = config();

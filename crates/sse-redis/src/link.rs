@@ -1,8 +1,12 @@
 //! The shared connection for appends, lookups and the sweep: made in one place at a time, behind
 //! a circuit breaker, and every round trip bounded by the caller's deadline.
 //!
-//! While Redis is down, no request waits on another's connect: one caller (the first to find
-//! no connection) connects, bounded by its deadline; every other caller fails at once. After
+//! One caller at a time connects (the first to find no connection), bounded by its deadline.
+//! While the link is healthy (no failure since the last success: the first connect after
+//! start, or a reconnect after an idle drop), the callers arriving meanwhile wait for that
+//! connect, each bounded by its own deadline, so a burst of requests right after start is
+//! served rather than refused. Once a connect or round trip has failed, nobody waits on
+//! another's connect: every other caller fails at once. After
 //! [`RedisConfig::breaker_threshold`](crate::RedisConfig::breaker_threshold) consecutive
 //! failures the breaker opens: every caller fails at once for
 //! [`breaker_cooldown`](crate::RedisConfig::breaker_cooldown), then the next caller probes
@@ -23,6 +27,8 @@ use crate::Shared;
 #[derive(Default)]
 pub(crate) struct Link {
     state: Mutex<LinkState>,
+    /// Notified when a connect ends (made, failed or abandoned), for the callers waiting on it.
+    connected: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -38,7 +44,7 @@ struct LinkState {
 
 /// Why a round trip on the shared connection did not answer.
 pub(crate) enum Failure {
-    /// Not attempted: the breaker is open, or another caller is connecting.
+    /// Not attempted: the breaker is open, or another caller is connecting after a failure.
     Fast,
     /// The caller's deadline passed; `sent` when the command had been sent.
     Deadline { sent: bool },
@@ -86,6 +92,7 @@ impl Connecting<'_> {
             state.conn = conn;
         }
         drop(state);
+        self.0.connected.notify_waiters();
         std::mem::forget(self); // done: nothing left for `Drop`
     }
 }
@@ -93,6 +100,7 @@ impl Connecting<'_> {
 impl Drop for Connecting<'_> {
     fn drop(&mut self) {
         self.0.lock().connecting = false;
+        self.0.connected.notify_waiters();
     }
 }
 
@@ -127,18 +135,32 @@ impl Shared {
     }
 
     /// The shared connection; made first if there is none and nobody else is making one and
-    /// the breaker lets it.
+    /// the breaker lets it. While another caller connects on a healthy link, waits for it (by
+    /// `deadline`); after a failure, fails at once instead.
     async fn connection(&self, deadline: Instant) -> Result<MultiplexedConnection, Failure> {
-        {
-            let mut state = self.link.lock();
-            if let Some(conn) = &state.conn {
-                return Ok(conn.clone());
+        loop {
+            // Registered before the state is read, so that a connect ending in between wakes it.
+            let ended = self.link.connected.notified();
+            let mut ended = std::pin::pin!(ended);
+            ended.as_mut().enable();
+            {
+                let mut state = self.link.lock();
+                if let Some(conn) = &state.conn {
+                    return Ok(conn.clone());
+                }
+                let open = state.open_until.is_some_and(|t| Instant::now() < t);
+                if open || (state.connecting && state.failures > 0) {
+                    self.fast_failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(Failure::Fast);
+                }
+                if !state.connecting {
+                    state.connecting = true;
+                    break;
+                }
             }
-            if state.connecting || state.open_until.is_some_and(|t| Instant::now() < t) {
-                self.fast_failures.fetch_add(1, Ordering::Relaxed);
-                return Err(Failure::Fast);
+            if self.within(deadline, ended).await.is_none() {
+                return Err(Failure::Deadline { sent: false });
             }
-            state.connecting = true;
         }
         let mark = Connecting(&self.link);
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -151,14 +173,16 @@ impl Shared {
                 mark.finish(Some(conn.clone()));
                 Ok(conn)
             }
+            // The failure is counted before the waiters wake, so that they fail fast rather
+            // than each connect in turn.
             Some(Err(err)) => {
-                mark.finish(None);
                 self.link_failed();
+                mark.finish(None);
                 Err(Failure::Redis(err))
             }
             None => {
-                mark.finish(None);
                 self.link_failed();
+                mark.finish(None);
                 Err(Failure::Deadline { sent: false })
             }
         }
