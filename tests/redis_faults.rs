@@ -2,7 +2,8 @@
 //! resynchronises the node (its clients get a `reset`, removals and subscriptions made in the
 //! gap hold); a hung Redis answers every request `503` within the deadline, never queued behind
 //! another's connect, while a burst right after start waits for the first connect instead of
-//! being refused; nodes sweeping the same stale clients append each removal once; an id
+//! being refused; a publish whose answer was lost, retried with its `Idempotency-Key` on another
+//! node, is delivered once; nodes sweeping the same stale clients append each removal once; an id
 //! whose issue this node applies late is still handed out; unknown ids cost Redis one lookup at
 //! most, and a bounded number per period. Each test starts its own `redis-server` on a free
 //! loopback port (and fails, loudly, when there is none on the PATH).
@@ -153,6 +154,83 @@ fn a_burst_right_after_start_waits_for_the_first_connect() {
     });
 }
 
+/// A publish whose answer is lost: Redis hangs after the append was sent, so node A answers
+/// `503` saying the change may have been applied. Redis then runs it. The admin retries with
+/// the same `Idempotency-Key` on node B: a replay, published nothing, and the client (streaming
+/// from B) gets the event exactly once.
+#[test]
+fn a_publish_retried_after_a_lost_answer_is_delivered_once() {
+    let redis = Redis::start();
+    run(async {
+        let quick = |_: &mut sse_http::Config, redis_config: &mut sse_redis::RedisConfig| {
+            redis_config.deadline = Duration::from_millis(500);
+            redis_config.timeout = Duration::from_millis(500);
+        };
+        let (a, b) = (
+            node_with(&redis, quick).await,
+            node_with(&redis, quick).await,
+        );
+        let id = issue(a.addr, None).await;
+        let mut events = open(b.addr, &id, None).await;
+        // Loads the script of idempotent publishes, so that the one sent while Redis hangs is
+        // whole (not a script look-up that would fail after the answer is lost).
+        let warm = ("idempotency-key", "warm");
+        let reply = call(
+            a.addr,
+            Method::POST,
+            "/sse/broadcast",
+            &[BEARER, warm],
+            "warm",
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        assert_eq!(message(&mut events).await.0, "warm");
+
+        let key = ("idempotency-key", "publish-1");
+        redis.pause();
+        let lost = call(
+            a.addr,
+            Method::POST,
+            "/sse/broadcast",
+            &[BEARER, key],
+            "once",
+        )
+        .await;
+        redis.resume();
+        assert_eq!(
+            lost.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            lost.body
+        );
+        assert!(lost.body.contains("may have been applied"), "{}", lost.body);
+
+        // The retry, on the other node; it may meet the tail of the outage (a 503 again).
+        let deadline = std::time::Instant::now() + PATIENCE;
+        let retry = loop {
+            let reply = call(
+                b.addr,
+                Method::POST,
+                "/sse/broadcast",
+                &[BEARER, key],
+                "once",
+            )
+            .await;
+            if reply.status != StatusCode::SERVICE_UNAVAILABLE {
+                break reply;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}", reply.body);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(retry.status, StatusCode::ACCEPTED, "{}", retry.body);
+        assert_eq!(retry.json()["replayed"], true, "{}", retry.body);
+        support::broadcast_once_back(a.addr, "fence").await;
+        assert_eq!(message(&mut events).await.0, "once");
+        assert_eq!(message(&mut events).await.0, "fence");
+        drop((a.sse, b.sse));
+    });
+}
+
 /// Counts the removal records (`op` `r`) in the stream.
 const REMOVALS: &str = r"
 local n = 0
@@ -164,27 +242,49 @@ end
 return n
 ";
 
-/// Two nodes sweep the same 40 stale clients at once: every client goes, on both nodes, and
-/// each removal is appended once (the node that claims it first appends it).
+/// Three nodes sweep the same 10,000 stale clients at once: every client goes, on every node,
+/// and each removal is appended once (the node that claims it first appends it): 10,000
+/// removal records, not 30,000.
 #[test]
 fn nodes_sweeping_the_same_clients_append_each_removal_once() {
+    const CLIENTS: usize = 10_000;
     let redis = Redis::start();
     run(async {
         let short = |config: &mut sse_http::Config, _: &mut sse_redis::RedisConfig| {
             config.sweep_interval = Duration::from_secs(3600);
             config.registry.grace = Duration::from_millis(100);
             config.registry.unattached_ttl = Duration::from_millis(100);
+            // 10,000 registrations from one loopback address: the per-address limits off.
+            config.peer_limits = None;
         };
-        let (a, b) = (
+        let nodes = [
             node_with(&redis, short).await,
             node_with(&redis, short).await,
-        );
+            node_with(&redis, short).await,
+        ];
+        // Registered on the first node by 16 workers, each on short connections of its own.
+        let addr = nodes[0].addr;
+        let workers: Vec<_> = (0..16)
+            .map(|w| {
+                tokio::spawn(async move {
+                    let mut ids = Vec::new();
+                    for _ in (w..CLIENTS).step_by(16) {
+                        ids.push(issue(addr, None).await.parse::<ClientId>().unwrap());
+                    }
+                    ids
+                })
+            })
+            .collect();
         let mut ids = Vec::new();
-        for _ in 0..40 {
-            ids.push(issue(a.addr, None).await.parse::<ClientId>().unwrap());
+        for worker in workers {
+            ids.extend(worker.await.expect("worker"));
         }
-        let (hub_a, hub_b) = (a.sse.hub().clone(), b.sse.hub().clone());
-        eventually("B knows every client", || hub_b.stats().clients == 40).await;
+        assert_eq!(ids.len(), CLIENTS);
+        let hubs: Vec<_> = nodes.iter().map(|n| n.sse.hub().clone()).collect();
+        eventually("every node knows every client", || {
+            hubs.iter().all(|hub| hub.stats().clients == CLIENTS)
+        })
+        .await;
         // Not a timing assertion: lets the clients go stale (idle beyond 100 ms).
         tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -193,19 +293,34 @@ fn nodes_sweeping_the_same_clients_append_each_removal_once() {
             assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
             reply.json()["removed"].as_u64().expect("a count")
         };
-        let (by_a, by_b) = tokio::join!(sweep(a.addr), sweep(b.addr));
-        assert_eq!(by_a + by_b, 40, "A removed {by_a}, B {by_b}");
+        let (a, b, c) = (nodes[0].addr, nodes[1].addr, nodes[2].addr);
+        let (by_a, by_b, by_c) = tokio::join!(sweep(a), sweep(b), sweep(c));
+        assert_eq!(
+            by_a + by_b + by_c,
+            CLIENTS as u64,
+            "A removed {by_a}, B {by_b}, C {by_c}"
+        );
         eventually("the stale clients are gone everywhere", || {
-            ids.iter()
-                .all(|id| !hub_a.contains(*id) && !hub_b.contains(*id))
+            hubs.iter().all(|hub| hub.stats().clients == 0)
         })
         .await;
-        assert_eq!(redis.command(&["EVAL", REMOVALS, "1", "sse:events"]), ":40");
+        assert!(
+            ids.iter()
+                .all(|id| hubs.iter().all(|hub| !hub.contains(*id)))
+        );
+        let removals = format!(":{CLIENTS}");
+        assert_eq!(
+            redis.command(&["EVAL", REMOVALS, "1", "sse:events"]),
+            removals
+        );
         // Again: nothing left to remove, nothing appended.
-        let (again_a, again_b) = tokio::join!(sweep(a.addr), sweep(b.addr));
-        assert_eq!((again_a, again_b), (0, 0));
-        assert_eq!(redis.command(&["EVAL", REMOVALS, "1", "sse:events"]), ":40");
-        drop((a.sse, b.sse));
+        let again = tokio::join!(sweep(a), sweep(b), sweep(c));
+        assert_eq!(again, (0, 0, 0));
+        assert_eq!(
+            redis.command(&["EVAL", REMOVALS, "1", "sse:events"]),
+            removals
+        );
+        drop(nodes);
     });
 }
 
