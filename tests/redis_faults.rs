@@ -109,22 +109,32 @@ fn a_trim_past_what_a_node_read_resynchronises_it() {
 /// Redis hangs (stopped: it accepts connections and answers nothing). Fifty requests at once
 /// all answer `503` in our words, none queued behind another's connect (queued, they would take
 /// fifty connect timeouts: the hang guard is far below that, and far above the deadline). The
-/// breaker opens (after two failures here); when Redis answers again, the node recovers by itself.
+/// breaker opens (after two failures here); when Redis answers again (5 s after it hung), the
+/// node recovers by itself and delivers again on the stream that was open all along.
 #[test]
 fn a_hung_redis_fails_every_request_within_the_deadline() {
     let redis = Redis::start();
     run(async {
         let a = node_with(&redis, |_, redis_config| redis_config.breaker_threshold = 2).await;
         let id = issue(a.addr, None).await;
+        let mut events = open(a.addr, &id, None).await;
         redis.pause();
+        let paused = std::time::Instant::now();
         support::fifty_requests_while_hung(a.addr, &id).await;
         let counts = a.backend.counts();
         assert!(counts.fast_failures > 0, "{counts:?}");
         assert!(counts.breaker_opens >= 1, "{counts:?}");
-
+        // Hung for 5 s in all (the issue's outage), then back.
+        tokio::time::sleep(Duration::from_secs(5).saturating_sub(paused.elapsed())).await;
         redis.resume();
+
         support::broadcast_once_back(a.addr, "back").await;
         assert!(!a.backend.counts().breaker_open);
+        // The stream opened before the outage stayed open, and delivery resumed on it: first
+        // the broadcast sent as Redis hung (answered 503 "may have been applied"; Redis ran it
+        // when it came back), then the one after.
+        assert_eq!(message(&mut events).await.0, "x");
+        assert_eq!(message(&mut events).await.0, "back");
         drop(a.sse);
     });
 }

@@ -191,7 +191,9 @@ pub async fn message(events: &mut Events) -> (String, String) {
 }
 
 /// Broadcasts `data` on `addr` until it is accepted, which it must be within [`PATIENCE`]
-/// (after an outage, once the node reaches Redis again).
+/// (after an outage, once the node reaches Redis again). Every attempt carries the same
+/// `Idempotency-Key` (`data`, which must be a valid key), so that an attempt answered `503`
+/// but applied is not delivered twice by the next.
 pub async fn broadcast_once_back(addr: SocketAddr, data: &str) {
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -199,7 +201,7 @@ pub async fn broadcast_once_back(addr: SocketAddr, data: &str) {
             addr,
             Method::POST,
             "/sse/broadcast",
-            &[BEARER],
+            &[BEARER, ("idempotency-key", data)],
             data.to_owned(),
         )
         .await;
