@@ -18,9 +18,24 @@ pub enum Error {
     /// The server answered `204 No Content`: the specification's way of telling a client to stop
     /// reconnecting.
     NoContent,
-    /// The server answered with a status other than `200` (and `204`). Redirects are not
-    /// followed: a `3xx` ends up here too.
+    /// The server answered with a status other than `200` (and `204`). Redirects (`301`, `302`,
+    /// `303`, `307`, `308` with a `Location`) are followed up to
+    /// [`Builder::max_redirects`](crate::Builder::max_redirects); a `3xx` without a `Location`
+    /// (or with following turned off) ends up here.
     Status(StatusCode),
+    /// More than [`Builder::max_redirects`](crate::Builder::max_redirects) redirects in a row.
+    /// (Fetch, and so a browser, makes this a network error and reconnects into the same
+    /// redirects; this client stops and says why.)
+    TooManyRedirects {
+        /// The limit in force.
+        limit: u32,
+    },
+    /// A redirect whose `Location` is not a URL, or is one whose scheme is not `http` or
+    /// `https` (the location itself is not kept: it may hold a secret).
+    BadRedirect {
+        /// The redirect's status.
+        status: StatusCode,
+    },
     /// The server answered `200` with a `Content-Type` other than `text/event-stream` (`None`:
     /// there was none).
     ContentType(Option<HeaderValue>),
@@ -60,6 +75,13 @@ impl fmt::Display for Error {
         match self {
             Self::NoContent => f.write_str("the server answered 204 No Content: do not reconnect"),
             Self::Status(status) => write!(f, "the server answered {status}, not 200"),
+            Self::TooManyRedirects { limit } => {
+                write!(f, "more than {limit} redirects in a row")
+            }
+            Self::BadRedirect { status } => write!(
+                f,
+                "the server redirected ({status}) to a location that is not an http or https URL"
+            ),
             Self::ContentType(Some(ct)) => {
                 write!(
                     f,

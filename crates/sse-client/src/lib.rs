@@ -6,7 +6,9 @@
 //! connection opens, [`Item::Event`] for each event, [`Item::Reset`] for the protocol's `reset`,
 //! [`Item::Reconnecting`] before each reconnection. It reconnects the way the specification
 //! says (after a network error or the end of the body, with `Last-Event-ID`, after the
-//! reconnection time a `retry:` field sets, here grown by [`Backoff`] while attempts fail) and
+//! reconnection time a `retry:` field sets, here grown by [`Backoff`] while attempts fail),
+//! follows redirects as fetch does ([`Builder::max_redirects`]: the same headers and
+//! `Last-Event-ID`, credentials dropped across origins) and
 //! stops with a typed [`Error`] where a browser would close: `204`, another status, another
 //! content type; and where a browser would let memory grow: a line or an event over the
 //! [`Limits`].
@@ -69,5 +71,5 @@ pub use body::{BodyEvents, DEFAULT_LIMITS, RESET};
 pub use error::{Disconnect, Error};
 pub use protocol::{Client, ClientId, MAX_RESPONSE_BODY, ProtocolError};
 pub use rt::{BoxFuture, BoxIo, Connect, Io, Runtime};
-pub use source::{Builder, EventSource, Item};
+pub use source::{Builder, DEFAULT_MAX_REDIRECTS, EventSource, Item};
 pub use sse_codec::{Event, Limits};

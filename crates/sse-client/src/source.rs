@@ -72,7 +72,11 @@ pub struct Builder {
     limits: Limits,
     reset: Option<Box<str>>,
     idle_timeout: Option<Duration>,
+    max_redirects: u32,
 }
+
+/// Fetch's limit on redirects in a row, which a browser's `EventSource` follows.
+pub const DEFAULT_MAX_REDIRECTS: u32 = 20;
 
 impl Builder {
     /// An event source for `uri`, timed by `runtime`, connecting through `connector`.
@@ -91,6 +95,7 @@ impl Builder {
             limits: DEFAULT_LIMITS,
             reset: Some(RESET.into()),
             idle_timeout: None,
+            max_redirects: DEFAULT_MAX_REDIRECTS,
         }
     }
 
@@ -149,6 +154,22 @@ impl Builder {
         self
     }
 
+    /// How many redirects in a row a connection follows (default
+    /// [`DEFAULT_MAX_REDIRECTS`], fetch's 20; `0`: none, a redirect stops the source with
+    /// [`Error::Status`]). One more stops it with [`Error::TooManyRedirects`].
+    ///
+    /// As fetch does for an `EventSource`: `301`, `302`, `303`, `307` and `308` with a
+    /// `Location` are followed with a `GET` carrying the same headers and `Last-Event-ID`; a
+    /// relative `Location` is resolved against the URL that answered it; a redirect to another
+    /// origin (scheme, host or port) drops `Authorization`, `Cookie` and
+    /// `Proxy-Authorization`. A reconnection starts again from the URL given to
+    /// [`Builder::new`], not from where the last connection was redirected.
+    #[must_use]
+    pub fn max_redirects(mut self, max: u32) -> Self {
+        self.max_redirects = max;
+        self
+    }
+
     /// The event source. It connects when first polled.
     pub fn build(self) -> EventSource {
         let mut decoder = Decoder::new(self.limits, self.reset);
@@ -157,6 +178,7 @@ impl Builder {
             request: Arc::new(RequestParts {
                 uri: self.uri,
                 headers: self.headers,
+                max_redirects: self.max_redirects,
             }),
             runtime: self.runtime,
             connector: self.connector,
@@ -191,6 +213,7 @@ impl fmt::Debug for Builder {
 ///   bytes. (An id holding a control character other than tab cannot be a header value: the
 ///   request then goes without `Last-Event-ID`.)
 /// - A `retry:` field sets the reconnection time that [`Backoff`] starts from.
+/// - Redirects are followed as fetch follows them (see [`Builder::max_redirects`]).
 /// - A network error or the end of the body reconnects ([`Item::Reconnecting`], then
 ///   [`Item::Open`] once the server answers again); `204`, any other status but `200`, a
 ///   `Content-Type` other than `text/event-stream`, a broken limit, or
@@ -217,6 +240,7 @@ pub struct EventSource {
 struct RequestParts {
     uri: Uri,
     headers: HeaderMap,
+    max_redirects: u32,
 }
 
 type Connection = http1::Connection<BoxIo, Empty<Bytes>>;
@@ -409,42 +433,100 @@ impl fmt::Debug for Origin<'_> {
     }
 }
 
-/// One connection attempt: connect, send the request, check the response head.
+/// One connection attempt: connect, send the request, follow redirects, check the response
+/// head.
 async fn open(
     connector: Arc<dyn Connect>,
     request: Arc<RequestParts>,
     last_event_id: Option<HeaderValue>,
 ) -> Result<Open, Failure> {
-    let io = connector.connect(&request.uri).await.map_err(refused)?;
-    let mut req = Request::get(origin_form(&request.uri))
-        .body(Empty::<Bytes>::new())
-        .map_err(|err| Failure::Fatal(Error::Unsupported(Arc::new(io::Error::other(err)))))?;
-    let headers = req.headers_mut();
-    headers.clone_from(&request.headers);
-    set_host(headers, &request.uri);
-    headers.insert(
-        header::ACCEPT,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.remove("last-event-id");
-    if let Some(id) = last_event_id {
-        headers.insert("last-event-id", id);
+    let mut uri = request.uri.clone();
+    // The user's headers, until a redirect to another origin drops the credentials.
+    let mut credentials = true;
+    let mut redirects = 0;
+    loop {
+        let io = connector.connect(&uri).await.map_err(refused)?;
+        let mut req = Request::get(origin_form(&uri))
+            .body(Empty::<Bytes>::new())
+            .map_err(|err| Failure::Fatal(Error::Unsupported(Arc::new(io::Error::other(err)))))?;
+        let headers = req.headers_mut();
+        headers.clone_from(&request.headers);
+        if !credentials {
+            for name in CREDENTIALS {
+                headers.remove(name);
+            }
+        }
+        set_host(headers, &uri);
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.remove("last-event-id");
+        if let Some(id) = &last_event_id {
+            headers.insert("last-event-id", id.clone());
+        }
+        let (response, connection) = exchange(io, req).await.map_err(Failure::Retry)?;
+        let status = response.status();
+        match status {
+            StatusCode::OK => {}
+            StatusCode::NO_CONTENT => return Err(Failure::Fatal(Error::NoContent)),
+            _ if is_redirect(status) && request.max_redirects > 0 => {
+                // Fetch: a redirect status without a Location is a response like any other.
+                let Some(location) = response.headers().get(header::LOCATION) else {
+                    return Err(Failure::Fatal(Error::Status(status)));
+                };
+                if redirects == request.max_redirects {
+                    return Err(Failure::Fatal(Error::TooManyRedirects {
+                        limit: request.max_redirects,
+                    }));
+                }
+                let (next, same_origin) = redirect(&uri, location)
+                    .ok_or(Failure::Fatal(Error::BadRedirect { status }))?;
+                redirects += 1;
+                credentials &= same_origin;
+                uri = next;
+                // The redirect's body and connection are dropped: the next hop connects anew.
+                continue;
+            }
+            status => return Err(Failure::Fatal(Error::Status(status))),
+        }
+        let content_type = response.headers().get(header::CONTENT_TYPE);
+        if !content_type.is_some_and(is_event_stream) {
+            return Err(Failure::Fatal(Error::ContentType(content_type.cloned())));
+        }
+        return Ok(Open {
+            connection,
+            body: response.into_body(),
+        });
     }
-    let (response, connection) = exchange(io, req).await.map_err(Failure::Retry)?;
-    match response.status() {
-        StatusCode::OK => {}
-        StatusCode::NO_CONTENT => return Err(Failure::Fatal(Error::NoContent)),
-        status => return Err(Failure::Fatal(Error::Status(status))),
+}
+
+/// The headers a redirect to another origin drops (fetch removes `Authorization`; a cookie or
+/// a proxy's credentials are no more the new origin's).
+const CREDENTIALS: [HeaderName; 3] = [
+    header::AUTHORIZATION,
+    header::COOKIE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Whether fetch follows `status` (with a `Location`).
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+/// Where a redirect from `from` to `location` goes, and whether it stays on `from`'s origin;
+/// `None` if `location` is not a URL (resolved against `from`) or not an `http(s)` one.
+fn redirect(from: &Uri, location: &HeaderValue) -> Option<(Uri, bool)> {
+    let base = url::Url::parse(&from.to_string()).ok()?;
+    let location = std::str::from_utf8(location.as_bytes()).ok()?;
+    let mut next = base.join(location).ok()?;
+    if !matches!(next.scheme(), "http" | "https") || !next.has_host() {
+        return None;
     }
-    let content_type = response.headers().get(header::CONTENT_TYPE);
-    if !content_type.is_some_and(is_event_stream) {
-        return Err(Failure::Fatal(Error::ContentType(content_type.cloned())));
-    }
-    Ok(Open {
-        connection,
-        body: response.into_body(),
-    })
+    next.set_fragment(None);
+    let uri = next.as_str().parse().ok()?;
+    Some((uri, next.origin() == base.origin()))
 }
 
 /// The cause of a reconnection after [`Builder::idle_timeout`].
@@ -550,6 +632,34 @@ mod tests {
         assert!(!ok("text/event-streams"));
         assert!(!ok("text/html"));
         assert!(!ok(""));
+    }
+
+    #[test]
+    fn redirects_resolve_against_the_url_that_answered() {
+        let from: Uri = "http://h.example:81/sse/events/a?x=1".parse().unwrap();
+        let to = |location: &'static str| {
+            redirect(&from, &HeaderValue::from_static(location))
+                .map(|(uri, same)| (uri.to_string(), same))
+        };
+        let same = |s: &str| Some((s.to_owned(), true));
+        let other = |s: &str| Some((s.to_owned(), false));
+        assert_eq!(to("b"), same("http://h.example:81/sse/events/b"));
+        assert_eq!(to("../x?y=2#frag"), same("http://h.example:81/sse/x?y=2"));
+        assert_eq!(to("/root"), same("http://h.example:81/root"));
+        assert_eq!(to("//g.example/p"), other("http://g.example/p"));
+        assert_eq!(to("http://h.example/p"), other("http://h.example/p"));
+        assert_eq!(
+            to("https://h.example:81/p"),
+            other("https://h.example:81/p")
+        );
+        assert_eq!(to("HTTP://H.EXAMPLE:81/p"), same("http://h.example:81/p"));
+        assert_eq!(to("ftp://h.example/p"), None);
+        assert_eq!(to("http://"), None);
+        assert_eq!(to("data:text/plain,x"), None);
+        assert!(is_redirect(StatusCode::SEE_OTHER) && is_redirect(StatusCode::PERMANENT_REDIRECT));
+        assert!(
+            !is_redirect(StatusCode::NOT_MODIFIED) && !is_redirect(StatusCode::MULTIPLE_CHOICES)
+        );
     }
 
     #[test]

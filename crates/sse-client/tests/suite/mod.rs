@@ -371,6 +371,140 @@ fn no_content_another_status_and_another_content_type_stop() {
     });
 }
 
+/// A redirect head: `status` to `location`, no body, the connection closed.
+fn redirect(status: u16, location: &str) -> Reply {
+    Reply::close(format!(
+        "HTTP/1.1 {status} Moved\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    ))
+}
+
+/// Redirects are followed as fetch follows them: a relative `Location` against the URL that
+/// answered, the headers and `Last-Event-ID` kept, the credentials dropped on the way to
+/// another origin (another port), and each reconnection starting again from the URL given.
+#[test]
+fn redirects_keep_last_event_id_and_drop_credentials_across_origins() {
+    let other = Scripted::start(vec![
+        Reply::close(format!("{STREAM_HEAD}id: 5\ndata: a\n\n")),
+        Reply::close(format!("{STREAM_HEAD}data: b\n\n")),
+    ]);
+    let final_url = format!("http://{}/final", other.addr);
+    let first = Scripted::start(vec![
+        redirect(307, "next?x=1"),
+        redirect(301, &final_url),
+        redirect(302, &final_url),
+    ]);
+    let uri: Uri = format!("http://{}/s/start", first.addr).parse().unwrap();
+    run(async {
+        let mut source = Builder::new(uri, Rt, Tcp)
+            .header(
+                http::header::AUTHORIZATION,
+                http::HeaderValue::from_static("Bearer t"),
+            )
+            .header(
+                http::header::HeaderName::from_static("x-trace"),
+                http::HeaderValue::from_static("7"),
+            )
+            .last_event_id("4")
+            .backoff(exact(Some(1)))
+            .build();
+        open(&mut source).await;
+        assert_eq!(event(&mut source).await.data(), "a");
+        assert!(matches!(item(&mut source).await, Item::Reconnecting { .. }));
+        open(&mut source).await;
+        assert_eq!(event(&mut source).await.data(), "b");
+        assert!(matches!(item(&mut source).await, Item::Reconnecting { .. }));
+        // The first server's script is used up: its listener is closed.
+        assert!(matches!(stops(&mut source).await, Error::GaveUp { .. }));
+    });
+    let head = |server: &Scripted| match server.next_seen() {
+        Seen::Request(head) => head,
+        Seen::ClientClosed => panic!("expected a request"),
+    };
+    let (start, next, again) = (head(&first), head(&first), head(&first));
+    assert!(start.starts_with("get /s/start http/1.1\r\n"), "{start}");
+    assert!(next.starts_with("get /s/next?x=1 http/1.1\r\n"), "{next}");
+    assert!(again.starts_with("get /s/start http/1.1\r\n"), "{again}");
+    for head in [&start, &next] {
+        assert!(head.contains("last-event-id: 4\r\n"), "{head}");
+        assert!(head.contains("authorization: bearer t\r\n"), "{head}");
+    }
+    assert!(again.contains("last-event-id: 5\r\n"), "{again}");
+    let (to_a, to_b) = (head(&other), head(&other));
+    assert!(to_a.starts_with("get /final http/1.1\r\n"), "{to_a}");
+    assert!(to_a.contains("last-event-id: 4\r\n"), "{to_a}");
+    assert!(to_b.contains("last-event-id: 5\r\n"), "{to_b}");
+    for head in [&to_a, &to_b] {
+        assert!(
+            head.contains(&format!("host: {}\r\n", other.addr)),
+            "{head}"
+        );
+        assert!(head.contains("x-trace: 7\r\n"), "{head}");
+        assert!(head.contains("accept: text/event-stream\r\n"), "{head}");
+        assert!(
+            !head.contains("authorization"),
+            "credentials went to another origin: {head}"
+        );
+    }
+}
+
+/// A redirect chain longer than the limit, a redirect without a `Location`, one to a scheme
+/// that is not HTTP, and any redirect with following off each stop with the error that says so.
+#[test]
+fn redirect_limits_and_bad_locations_stop_with_typed_errors() {
+    let looping = Scripted::start(vec![
+        redirect(302, "/a"),
+        redirect(303, "/b"),
+        redirect(308, "/c"),
+    ]);
+    let no_location = Scripted::start(vec![Reply::close(
+        "HTTP/1.1 302 Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+    )]);
+    let not_http = Scripted::start(vec![redirect(301, "ftp://127.0.0.1/x")]);
+    let off = Scripted::start(vec![redirect(307, "/elsewhere")]);
+    let url = |server: &Scripted| -> Uri { format!("http://{}/s", server.addr).parse().unwrap() };
+    run(async {
+        let mut source = Builder::new(url(&looping), Rt, Tcp)
+            .max_redirects(2)
+            .build();
+        assert!(matches!(
+            stops(&mut source).await,
+            Error::TooManyRedirects { limit: 2 }
+        ));
+        let mut source = Builder::new(url(&no_location), Rt, Tcp).build();
+        assert!(matches!(
+            stops(&mut source).await,
+            Error::Status(StatusCode::FOUND)
+        ));
+        let mut source = Builder::new(url(&not_http), Rt, Tcp).build();
+        let err = stops(&mut source).await;
+        assert!(
+            matches!(
+                err,
+                Error::BadRedirect {
+                    status: StatusCode::MOVED_PERMANENTLY
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(!err.to_string().contains("ftp"), "{err}");
+        let mut source = Builder::new(url(&off), Rt, Tcp).max_redirects(0).build();
+        assert!(matches!(
+            stops(&mut source).await,
+            Error::Status(StatusCode::TEMPORARY_REDIRECT)
+        ));
+    });
+    let paths: Vec<String> = (0..3)
+        .map(|_| match looping.next_seen() {
+            Seen::Request(head) => head.lines().next().unwrap_or("").to_owned(),
+            Seen::ClientClosed => panic!("expected a request"),
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        ["get /s http/1.1", "get /a http/1.1", "get /b http/1.1"]
+    );
+}
+
 #[test]
 fn retry_sets_the_delay_and_failures_double_it_until_max_attempts() {
     // One connection that sets `retry: 50` and closes; then the listener is gone.
