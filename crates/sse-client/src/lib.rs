@@ -42,7 +42,8 @@
 //! plain-TCP connector for `http://`, with entry points ([`tokio::event_source`],
 //! [`smol::event_source`], [`tokio::client`], [`smol::client`]). No TLS is built in: for
 //! `https://`, pass [`Builder::new`] a connector (any closure from the URL to a connection)
-//! that wraps the TCP stream in rustls or native-tls. Nothing is spawned: the stream drives its
+//! that wraps the TCP stream in rustls or native-tls (the crate's `tls` example is one, on
+//! tokio-rustls). Nothing is spawned: the stream drives its
 //! own connection when polled, so it runs on any executor.
 //!
 //! # The protocol
