@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use futures_lite::StreamExt;
-use sse_client::{Error, Event, EventSource, Item, Runtime};
+use sse_client::{Event, EventSource, Item, SessionItem};
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -62,44 +62,34 @@ async fn follow(mut source: EventSource) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Registers, listens, follows; registers again whenever the server forgot the client.
+/// Registers, listens, follows; registers again whenever the server forgot the client: a
+/// [`Session`](sse_client::Session) does all of it.
 async fn follow_protocol(prefix: http::Uri, keys: &[String]) -> ExitCode {
-    let client = sse_client::tokio::client(prefix);
-    loop {
-        let id = match client.register(None).await {
-            Ok(id) => id,
-            Err(err) => {
-                eprintln!("register failed ({err}); trying again in 1 s");
-                sse_client::tokio::Tokio.sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        for key in keys {
-            if let Err(err) = client.listen(&id, key).await {
-                eprintln!("listen {key:?} failed: {err}");
-            }
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let session = match sse_client::tokio::client(prefix).session(None, &keys) {
+        Ok(session) => session,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::from(2);
         }
-        // The demo sends a keep-alive comment every 15 s: three missed, and the server is gone.
-        let mut source = client
-            .events(&id)
-            .idle_timeout(Some(Duration::from_secs(45)))
-            .build();
-        while let Some(item) = source.next().await {
-            match item {
-                Ok(item) => show(&item),
-                Err(Error::Status(http::StatusCode::NOT_FOUND)) => {
-                    eprintln!(
-                        "the server no longer knows this client (a restart?): registering again"
-                    );
-                    break;
-                }
-                Err(err) => {
-                    eprintln!("stopped: {err}");
-                    return ExitCode::FAILURE;
-                }
+    };
+    // The demo sends a keep-alive comment every 15 s: three missed, and the server is gone.
+    let mut session = session.idle_timeout(Some(Duration::from_secs(45)));
+    while let Some(item) = session.next().await {
+        match item {
+            Ok(SessionItem::Registered(_)) => eprintln!("registered (a new client id)"),
+            Ok(SessionItem::Item(item)) => show(&item),
+            Ok(SessionItem::RegisterFailed { after, error, .. }) => {
+                eprintln!("register failed ({error}); trying again in {after:?}");
+            }
+            Ok(_) => {}
+            Err(err) => {
+                eprintln!("stopped: {err}");
+                return ExitCode::FAILURE;
             }
         }
     }
+    ExitCode::SUCCESS
 }
 
 fn show(item: &Item) {

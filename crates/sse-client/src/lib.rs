@@ -49,7 +49,9 @@
 //! # The protocol
 //!
 //! [`Client`] speaks the routes of `sse-http` (register, open the stream, listen to keys,
-//! submit tasks, leave); see its example. Client ids are secrets: [`ClientId`]'s `Debug` hides
+//! submit tasks, leave); see its example. [`Client::session`] is the long-lived form: a
+//! [`Session`] registers, listens, follows, and registers again when the server forgot the
+//! client (a restart). Client ids are secrets: [`ClientId`]'s `Debug` hides
 //! it, and neither [`EventSource`] nor [`Client`] shows a URL's path.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -60,6 +62,7 @@ mod body;
 mod error;
 mod protocol;
 mod rt;
+mod session;
 mod source;
 
 #[cfg(feature = "smol")]
@@ -72,5 +75,6 @@ pub use body::{BodyEvents, DEFAULT_LIMITS, RESET};
 pub use error::{Disconnect, Error};
 pub use protocol::{Client, ClientId, MAX_RESPONSE_BODY, ProtocolError};
 pub use rt::{BoxFuture, BoxIo, Connect, Io, Runtime};
+pub use session::{Session, SessionError, SessionItem};
 pub use source::{Builder, DEFAULT_MAX_REDIRECTS, EventSource, Item};
 pub use sse_codec::{Event, Limits};

@@ -197,6 +197,11 @@ impl Client {
         Ok(())
     }
 
+    /// A sleep on the client's runtime (a [`Session`](crate::Session)'s retry delay).
+    pub(crate) fn sleep(&self, duration: std::time::Duration) -> crate::BoxFuture<()> {
+        self.runtime.sleep(duration)
+    }
+
     fn uri(&self, path: &str) -> Uri {
         // The base parsed as a URI, and every path segment is a checked token or id.
         format!("{}{path}", self.base)
@@ -273,7 +278,7 @@ impl fmt::Debug for Client {
 
 /// `value` if the protocol takes it as a key, task id or name (`sse-http`'s rule), so that it
 /// goes into a path or query as it is.
-fn token<'a>(value: &'a str, what: &'static str) -> Result<&'a str, ProtocolError> {
+pub(crate) fn token<'a>(value: &'a str, what: &'static str) -> Result<&'a str, ProtocolError> {
     let ok = !value.is_empty()
         && value.len() <= 64
         && value

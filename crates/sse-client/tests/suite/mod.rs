@@ -17,7 +17,7 @@ use futures_lite::StreamExt;
 use http::{StatusCode, Uri};
 use sse_client::{
     Backoff, Builder, Client, Connect, Disconnect, Error, Event, EventSource, Item, Limits,
-    ProtocolError, Runtime,
+    ProtocolError, Runtime, Session, SessionError, SessionItem,
 };
 use sse_codec::EventName;
 use sse_http::{Config, Sse, Task};
@@ -346,6 +346,119 @@ fn the_protocol_client_registers_listens_runs_tasks_and_leaves() {
         ));
         assert!(hub.stats().clients == 0, "the client is forgotten");
     });
+}
+
+/// The next item of a session, or a failure after `PATIENCE`.
+async fn session_item(session: &mut Session) -> Result<SessionItem, SessionError> {
+    let timeout = Rt.sleep(PATIENCE);
+    futures_lite::future::or(session.next(), async {
+        timeout.await;
+        panic!("no session item within {PATIENCE:?}")
+    })
+    .await
+    .expect("the session goes on")
+}
+
+/// The next event of a session's stream, skipping `Open` and `Reconnecting`.
+async fn session_event(session: &mut Session) -> Event {
+    loop {
+        match session_item(session).await {
+            Ok(SessionItem::Item(Item::Event(event))) => return event,
+            Ok(SessionItem::Item(Item::Open | Item::Reconnecting { .. })) => {}
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+}
+
+/// A session registers, listens and follows; when the server forgets the client (removed
+/// here, as a restart without shared state would), the stream's `404` makes it register and
+/// listen again, with a new id, and a key event reaches the new id.
+#[test]
+fn a_session_registers_and_listens_again_when_the_server_forgets_the_client() {
+    let demo = start_demo(config());
+    let hub = demo.sse.hub().clone();
+    run(async {
+        let client = demo.client();
+        let mut session = client
+            .session(Some("alice"), &["news", "weather"])
+            .expect("valid name and keys")
+            .backoff(exact(Some(3)));
+        let Ok(SessionItem::Registered(first)) = session_item(&mut session).await else {
+            panic!("expected Registered first");
+        };
+        assert_eq!(session_event(&mut session).await.event_type(), "registered");
+        let news = EventName::new("news").unwrap();
+        drop(hub.publish(Target::Key(&news), Some(&news), "n1"));
+        assert_eq!(session_event(&mut session).await.data(), "n1");
+
+        client.remove(&first).await.expect("remove");
+        let second = loop {
+            match session_item(&mut session).await {
+                Ok(SessionItem::Registered(id)) => break id,
+                Ok(SessionItem::Item(Item::Reconnecting { .. })) => {}
+                other => panic!("expected Reconnecting, then Registered, got {other:?}"),
+            }
+        };
+        assert_ne!(first, second);
+        assert_eq!(session_event(&mut session).await.event_type(), "registered");
+        let weather = EventName::new("weather").unwrap();
+        drop(hub.publish(Target::Key(&weather), Some(&weather), "w1"));
+        let w1 = session_event(&mut session).await;
+        assert_eq!((w1.event_type(), w1.data()), ("weather", "w1"));
+        assert_eq!(hub.stats().clients, 1, "only the new client is known");
+    });
+}
+
+/// A registration answered `503` is retried after the backoff; one answered `400` stops the
+/// session with the error; an invalid key is refused before anything is sent.
+#[test]
+fn a_session_retries_a_failed_registration_and_stops_on_a_refusal() {
+    let reply = |status: &str| {
+        Reply::close(format!(
+            "HTTP/1.1 {status}\r\ncontent-length: 4\r\nconnection: close\r\n\r\nnope"
+        ))
+    };
+    let server = Scripted::start(vec![
+        reply("503 Service Unavailable"),
+        reply("400 Bad Request"),
+    ]);
+    let prefix: Uri = format!("http://{}/sse/", server.addr).parse().unwrap();
+    run(async {
+        let client = Client::new(prefix, Rt, Tcp);
+        assert!(matches!(
+            client.session(None, &["no/slash"]),
+            Err(ProtocolError::InvalidToken("key"))
+        ));
+        let mut session = client.session(None, &[]).unwrap().backoff(exact(Some(5)));
+        match session_item(&mut session).await {
+            Ok(SessionItem::RegisterFailed {
+                attempt: 1,
+                after,
+                error: ProtocolError::Status { status, .. },
+            }) => {
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+                assert_eq!(after, 10 * MS);
+            }
+            other => panic!("expected RegisterFailed, got {other:?}"),
+        }
+        match session_item(&mut session).await {
+            Err(SessionError::Register {
+                attempts: 2,
+                cause: ProtocolError::Status { status, reason },
+            }) => {
+                assert_eq!(status, StatusCode::BAD_REQUEST);
+                assert_eq!(reason, "nope");
+            }
+            other => panic!("expected the refusal, got {other:?}"),
+        }
+        assert!(session.next().await.is_none());
+    });
+    for _ in 0..2 {
+        let Seen::Request(head) = server.next_seen() else {
+            panic!("expected a request")
+        };
+        assert!(head.starts_with("post /sse/clients http/1.1\r\n"), "{head}");
+    }
 }
 
 #[test]
