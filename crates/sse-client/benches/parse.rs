@@ -1,6 +1,7 @@
 //! Events per second through the client's parsing path (`BodyEvents`: an `http_body::Body` of
 //! `Bytes` frames into the `sse-codec` parser and out as owned `Item`s, with the `reset` check),
-//! against `eventsource-stream` over the same chunks, in the same run.
+//! against `eventsource-stream` over the same chunks, in the same run. (`reqwest-eventsource`
+//! parses with `eventsource-stream`: that column is its parser path too.)
 //!
 //! Each workload is one event stream cut into 16 KiB frames before timing (what hyper hands
 //! over from a socket read). Before timing, both sides' event counts and data lengths are
