@@ -134,6 +134,19 @@ async fn open(addr: SocketAddr, id: &str) -> Events {
     events
 }
 
+/// Subscribes `id` to `key`, which must succeed.
+async fn listen(addr: SocketAddr, id: &str, key: &str) {
+    let put = call(
+        addr,
+        Method::PUT,
+        &format!("/sse/listen/{id}/{key}"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::NO_CONTENT, "{}", put.body);
+}
+
 #[test]
 fn issue_and_open_a_stream() {
     let server = start_server(config());
@@ -214,15 +227,7 @@ fn listen_and_notify() {
         let other = issue(addr, None).await;
         let mut events = open(addr, &id).await;
         let mut others = open(addr, &other).await;
-        let put = call(
-            addr,
-            Method::PUT,
-            &format!("/sse/listen/{id}/news"),
-            &[],
-            "",
-        )
-        .await;
-        assert_eq!(put.status, StatusCode::NO_CONTENT);
+        listen(addr, &id, "news").await;
         let reply = call(
             addr,
             Method::POST,
@@ -263,15 +268,7 @@ fn idempotent_publishes_are_made_once() {
         let addr = server.addr;
         let id = issue(addr, None).await;
         let mut events = open(addr, &id).await;
-        let put = call(
-            addr,
-            Method::PUT,
-            &format!("/sse/listen/{id}/news"),
-            &[],
-            "",
-        )
-        .await;
-        assert_eq!(put.status, StatusCode::NO_CONTENT);
+        listen(addr, &id, "news").await;
         let key = ("idempotency-key", "retry-7f3a");
         let first = call(addr, Method::POST, "/sse/broadcast", &[BEARER, key], "once").await;
         assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
