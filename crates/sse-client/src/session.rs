@@ -82,7 +82,9 @@ impl std::error::Error for SessionError {
 /// end of the body). When the server answers the stream `404` (it no longer knows the client:
 /// it restarted without shared state, or the client was removed or swept), the session
 /// registers again, listens again and yields [`SessionItem::Registered`] with the new id.
-/// Registration failures are retried with the [`Backoff`], as reconnections are.
+/// Registration failures are retried with the [`Backoff`], as reconnections are; so is a new
+/// client whose stream is answered `404` before it ever opened (a server that forgets at once
+/// never makes the session loop without a pause).
 ///
 /// ```no_run
 /// # #[cfg(feature = "tokio")]
@@ -114,8 +116,11 @@ pub struct Session {
     keys: Arc<[Box<str>]>,
     backoff: Backoff,
     idle_timeout: Option<Duration>,
-    /// Registration attempts since the last that succeeded.
+    /// Registration attempts since a stream last opened.
     attempt: u32,
+    /// Whether the current client's stream has opened (a `404` before it did is a failed
+    /// attempt, with the backoff: never a tight loop of registrations).
+    opened: bool,
     state: SessionState,
 }
 
@@ -146,6 +151,7 @@ impl Client {
             backoff: Backoff::DEFAULT,
             idle_timeout: None,
             attempt: 0,
+            opened: false,
             state: SessionState::Idle,
         })
     }
@@ -165,6 +171,32 @@ impl Session {
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.idle_timeout = timeout;
         self
+    }
+
+    /// A failed registration (or a new client's stream refused): the wait before the next
+    /// attempt, or the end.
+    fn failed(&mut self, error: ProtocolError) -> Result<SessionItem, SessionError> {
+        let gave_up = self
+            .backoff
+            .max_attempts
+            .is_some_and(|max| self.attempt >= max);
+        if gave_up || !retryable(&error) {
+            self.state = SessionState::Done;
+            return Err(SessionError::Register {
+                attempts: self.attempt + 1,
+                cause: error,
+            });
+        }
+        self.attempt += 1;
+        let after = self
+            .backoff
+            .delay(self.attempt, self.backoff.initial, fastrand::f64());
+        self.state = SessionState::Waiting(self.client.sleep(after));
+        Ok(SessionItem::RegisterFailed {
+            attempt: self.attempt,
+            after,
+            error,
+        })
     }
 
     fn register(&self) -> BoxFuture<Result<ClientId, ProtocolError>> {
@@ -203,7 +235,7 @@ impl Stream for Session {
                 SessionState::Registering(registering) => {
                     match ready!(registering.as_mut().poll(cx)) {
                         Ok(id) => {
-                            this.attempt = 0;
+                            this.opened = false;
                             let source = this
                                 .client
                                 .events(&id)
@@ -213,38 +245,29 @@ impl Stream for Session {
                             this.state = SessionState::Streaming(Box::new(source));
                             return Poll::Ready(Some(Ok(SessionItem::Registered(id))));
                         }
-                        Err(error) => {
-                            let gave_up = this
-                                .backoff
-                                .max_attempts
-                                .is_some_and(|max| this.attempt >= max);
-                            if gave_up || !retryable(&error) {
-                                this.state = SessionState::Done;
-                                return Poll::Ready(Some(Err(SessionError::Register {
-                                    attempts: this.attempt + 1,
-                                    cause: error,
-                                })));
-                            }
-                            this.attempt += 1;
-                            let after = this.backoff.delay(
-                                this.attempt,
-                                this.backoff.initial,
-                                fastrand::f64(),
-                            );
-                            this.state = SessionState::Waiting(this.client.sleep(after));
-                            return Poll::Ready(Some(Ok(SessionItem::RegisterFailed {
-                                attempt: this.attempt,
-                                after,
-                                error,
-                            })));
-                        }
+                        Err(error) => return Poll::Ready(Some(this.failed(error))),
                     }
                 }
                 SessionState::Streaming(source) => {
                     match ready!(Pin::new(&mut **source).poll_next(cx)) {
-                        Some(Ok(item)) => return Poll::Ready(Some(Ok(SessionItem::Item(item)))),
-                        Some(Err(Error::Status(StatusCode::NOT_FOUND))) => {
+                        Some(Ok(item)) => {
+                            if matches!(item, Item::Open) {
+                                this.opened = true;
+                                this.attempt = 0;
+                            }
+                            return Poll::Ready(Some(Ok(SessionItem::Item(item))));
+                        }
+                        // The server forgot a client whose stream had opened: register now.
+                        Some(Err(Error::Status(StatusCode::NOT_FOUND))) if this.opened => {
                             this.state = SessionState::Registering(this.register());
+                        }
+                        // A new client's stream refused before it opened: a failed attempt.
+                        Some(Err(Error::Status(StatusCode::NOT_FOUND))) => {
+                            let error = ProtocolError::Status {
+                                status: StatusCode::NOT_FOUND,
+                                reason: "the new client's stream was answered 404".into(),
+                            };
+                            return Poll::Ready(Some(this.failed(error)));
                         }
                         Some(Err(err)) => {
                             this.state = SessionState::Done;

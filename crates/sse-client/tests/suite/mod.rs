@@ -461,6 +461,72 @@ fn a_session_retries_a_failed_registration_and_stops_on_a_refusal() {
     }
 }
 
+/// A server that registers clients but answers each new client's stream `404` (it forgets at
+/// once) does not make the session loop: each refused stream is a failed attempt, after the
+/// backoff, until `max_attempts`.
+#[test]
+fn a_session_whose_new_streams_are_refused_backs_off_and_gives_up() {
+    let created = || {
+        Reply::close(
+            "HTTP/1.1 201 Created\r\ncontent-length: 36\r\nconnection: close\r\n\r\n\
+             0f0e0d0c-0b0a-4908-8706-050403020100",
+        )
+    };
+    let gone =
+        || Reply::close("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let server = Scripted::start(vec![created(), gone(), created(), gone()]);
+    let prefix: Uri = format!("http://{}/sse/", server.addr).parse().unwrap();
+    run(async {
+        let client = Client::new(prefix, Rt, Tcp);
+        let mut session = client.session(None, &[]).unwrap().backoff(exact(Some(1)));
+        assert!(matches!(
+            session_item(&mut session).await,
+            Ok(SessionItem::Registered(_))
+        ));
+        match session_item(&mut session).await {
+            Ok(SessionItem::RegisterFailed {
+                attempt: 1,
+                after,
+                error: ProtocolError::Status { status, .. },
+            }) => {
+                assert_eq!(status, StatusCode::NOT_FOUND);
+                assert_eq!(after, 10 * MS);
+            }
+            other => panic!("expected RegisterFailed after the refused stream, got {other:?}"),
+        }
+        assert!(matches!(
+            session_item(&mut session).await,
+            Ok(SessionItem::Registered(_))
+        ));
+        match session_item(&mut session).await {
+            Err(SessionError::Register {
+                attempts: 2,
+                cause: ProtocolError::Status { status, .. },
+            }) => {
+                assert_eq!(status, StatusCode::NOT_FOUND);
+            }
+            other => panic!("expected the session to give up, got {other:?}"),
+        }
+        assert!(session.next().await.is_none());
+    });
+    let lines: Vec<String> = (0..4)
+        .map(|_| match server.next_seen() {
+            Seen::Request(head) => head.lines().next().unwrap_or("").to_owned(),
+            Seen::ClientClosed => panic!("expected a request"),
+        })
+        .collect();
+    let stream = "get /sse/events/0f0e0d0c-0b0a-4908-8706-050403020100 http/1.1";
+    assert_eq!(
+        lines,
+        [
+            "post /sse/clients http/1.1",
+            stream,
+            "post /sse/clients http/1.1",
+            stream
+        ]
+    );
+}
+
 #[test]
 fn no_content_another_status_and_another_content_type_stop() {
     let demo = start_demo(config());
