@@ -4,7 +4,8 @@
 //! would go on sending; and a stream of 100,000 events leaves the client holding no more after
 //! the last than after the 10,000th (nothing kept per event).
 //!
-//! One test in this binary, so that nothing else allocates beside it while it measures.
+//! Both on tokio and on smol, one after the other. One test in this binary, so that nothing
+//! else allocates beside it while it measures.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -13,8 +14,7 @@ use std::time::Duration;
 use cap::Cap;
 use futures_lite::StreamExt;
 use http::Uri;
-use sse_client::tokio::{TcpConnector, Tokio};
-use sse_client::{Backoff, Builder, Error, EventSource, Item, Limits};
+use sse_client::{Backoff, Builder, Connect, Error, EventSource, Item, Limits, Runtime};
 
 #[global_allocator]
 static ALLOC: Cap<std::alloc::System> = Cap::new(std::alloc::System, usize::MAX);
@@ -47,8 +47,12 @@ fn serve_one(mut write: impl FnMut(&mut std::net::TcpStream) -> bool + Send + 's
     format!("http://{addr}/s").parse().expect("uri")
 }
 
-fn source(uri: Uri, limits: Limits) -> EventSource {
-    Builder::new(uri, Tokio, TcpConnector)
+fn source<R: Runtime + Clone, C: Connect + Clone>(
+    (rt, tcp): &(R, C),
+    uri: Uri,
+    limits: Limits,
+) -> EventSource {
+    Builder::new(uri, rt.clone(), tcp.clone())
         .limits(limits)
         .backoff(Backoff {
             max_attempts: Some(0),
@@ -57,20 +61,35 @@ fn source(uri: Uri, limits: Limits) -> EventSource {
         .build()
 }
 
-async fn next(source: &mut EventSource) -> Result<Item, Error> {
-    tokio::time::timeout(PATIENCE, source.next())
-        .await
-        .expect("an item in time")
-        .expect("the stream goes on")
+async fn next(rt: &impl Runtime, source: &mut EventSource) -> Result<Item, Error> {
+    let timeout = rt.sleep(PATIENCE);
+    futures_lite::future::or(source.next(), async {
+        timeout.await;
+        panic!("no item within {PATIENCE:?}")
+    })
+    .await
+    .expect("the stream goes on")
 }
 
 #[test]
 fn a_peer_cannot_make_the_client_hold_more_than_its_limits() {
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(async {
+    tokio.block_on(bounded((
+        sse_client::tokio::Tokio,
+        sse_client::tokio::TcpConnector,
+    )));
+    smol::block_on(bounded((
+        sse_client::smol::Smol,
+        sse_client::smol::TcpConnector,
+    )));
+}
+
+async fn bounded<R: Runtime + Clone, C: Connect + Clone>(client: (R, C)) {
+    let rt = client.0.clone();
+    {
         // 1. A slow server that never ends its line: 4 KiB every millisecond, up to 16 MiB.
         const LINE_LIMIT: usize = 256 * KIB;
         let chunk = vec![b'x'; 4 * KIB];
@@ -87,10 +106,10 @@ fn a_peer_cannot_make_the_client_hold_more_than_its_limits() {
             max_line_len: LINE_LIMIT,
             max_event_len: LINE_LIMIT,
         };
-        let mut slow = source(uri, limits);
+        let mut slow = source(&client, uri, limits);
         let before = ALLOC.allocated();
-        assert!(matches!(next(&mut slow).await, Ok(Item::Open)));
-        match next(&mut slow).await {
+        assert!(matches!(next(&rt, &mut slow).await, Ok(Item::Open)));
+        match next(&rt, &mut slow).await {
             Err(Error::LineTooLong { limit }) => assert_eq!(limit, LINE_LIMIT),
             other => panic!("expected LineTooLong, got {other:?}"),
         }
@@ -121,11 +140,11 @@ fn a_peer_cannot_make_the_client_hold_more_than_its_limits() {
                 .write_all(format!("id: {n}\ndata: {data}\n\n").as_bytes())
                 .is_ok()
         });
-        let mut many = source(uri, sse_client::DEFAULT_LIMITS);
-        assert!(matches!(next(&mut many).await, Ok(Item::Open)));
+        let mut many = source(&client, uri, sse_client::DEFAULT_LIMITS);
+        assert!(matches!(next(&rt, &mut many).await, Ok(Item::Open)));
         let mut warm = 0;
         for n in 1..=EVENTS {
-            match next(&mut many).await {
+            match next(&rt, &mut many).await {
                 Ok(Item::Event(event)) => assert_eq!(event.last_event_id(), n.to_string()),
                 other => panic!("expected event {n}, got {other:?}"),
             }
@@ -139,5 +158,5 @@ fn a_peer_cannot_make_the_client_hold_more_than_its_limits() {
             "the client held {warm} bytes after {WARM} events, {after_all} after {EVENTS}"
         );
         assert_eq!(many.last_event_id(), EVENTS.to_string());
-    });
+    }
 }
